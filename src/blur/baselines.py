@@ -1,0 +1,125 @@
+"""Gradient baselines: SGD, SGD+momentum and Adam on an ordinary MLP, on the same episodes.
+
+The bar a learned rule must clear (``../shared/research/baselines.md``). An MLP with the same
+hidden sizes is trained on the same support batches and scored on the same query examples as
+the BLUR network; the learning rate is tuned per step over a grid ("oracle" tuning, as in
+baselines.md), so the baseline is as strong as the grid allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from blur.tasks.base import Batch
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+DEFAULT_LRS: dict[str, tuple[float, ...]] = {
+    "sgd": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
+    "momentum": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
+    "adam": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+}
+
+
+def make_optimizer(name: str, learning_rate: float | jax.Array) -> optax.GradientTransformation:
+    """``sgd``, ``momentum`` (0.9) or ``adam`` at ``learning_rate``."""
+    if name == "sgd":
+        return optax.sgd(learning_rate)
+    if name == "momentum":
+        return optax.sgd(learning_rate, momentum=0.9)
+    if name == "adam":
+        return optax.adam(learning_rate)
+    raise ValueError(f"unknown baseline optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
+
+
+def init_mlp(key: jax.Array, sizes: Sequence[int]) -> list[tuple[jax.Array, jax.Array]]:
+    """He-uniform weights [n_in, n_out] and zero biases for layer sizes (n_0, ..., n_L)."""
+    params = []
+    for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:], strict=True), strict=True):
+        limit = jnp.sqrt(6.0 / n_in)
+        params.append((jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit),
+                       jnp.zeros((n_out,), jnp.float32)))
+    return params
+
+
+def mlp(params: list[tuple[jax.Array, jax.Array]], x: jax.Array) -> jax.Array:
+    """ReLU MLP logits [B, n_L] for inputs [B, n_0]."""
+    h = x
+    for i, (w, b) in enumerate(params):
+        h = h @ w + b
+        if i < len(params) - 1:
+            h = jax.nn.relu(h)
+    return h
+
+
+def _ce(params: list[tuple[jax.Array, jax.Array]], x: jax.Array, y: jax.Array) -> jax.Array:
+    logp = jax.nn.log_softmax(mlp(params, x))
+    return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=-1))
+
+
+@partial(jax.jit, static_argnames=("sizes", "optimizer"))
+def accuracy_curve(
+    key: jax.Array,
+    support: Batch,
+    query: Batch,
+    learning_rate: jax.Array,
+    *,
+    sizes: tuple[int, ...],
+    optimizer: str,
+) -> jax.Array:
+    """Query accuracy after 0..T steps of ``optimizer`` on support x [T, B, n_0].
+
+    Returns:
+      [T + 1] accuracies; entry t is after t steps.
+    """
+    params = init_mlp(key, sizes)
+    opt = make_optimizer(optimizer, learning_rate)
+
+    def acc(p: list[tuple[jax.Array, jax.Array]]) -> jax.Array:
+        return jnp.mean((jnp.argmax(mlp(p, query.x), -1) == query.y).astype(jnp.float32))
+
+    def body(carry, batch: Batch):  # noqa: ANN001, ANN202
+        p, s = carry
+        grads = jax.grad(_ce)(p, batch.x, batch.y)
+        updates, s = opt.update(grads, s, p)
+        p = optax.apply_updates(p, updates)
+        return (p, s), acc(p)
+
+    _, accs = jax.lax.scan(body, (params, opt.init(params)), support)
+    return jnp.concatenate([acc(params)[None], accs])
+
+
+def tuned_curves(
+    keys: jax.Array,
+    supports: Batch,
+    queries: Batch,
+    sizes: tuple[int, ...],
+    optimizer: str,
+    learning_rates: Sequence[float] | None = None,
+) -> tuple[jax.Array, jax.Array]:
+    """Mean accuracy curve over tasks for every learning rate of the grid.
+
+    Args:
+      keys: [N] init keys, one per task.
+      supports: x [N, T, B, n_0], y [N, T, B].
+      queries: x [N, M, n_0], y [N, M].
+      sizes: MLP layer sizes.
+      optimizer: ``sgd``, ``momentum`` or ``adam``.
+      learning_rates: the grid (default :data:`DEFAULT_LRS`).
+
+    Returns:
+      (lrs [G], curves [G, T + 1]) mean over the N tasks.
+    """
+    lrs = jnp.asarray(learning_rates or DEFAULT_LRS[optimizer], jnp.float32)
+
+    def for_lr(lr: jax.Array) -> jax.Array:
+        per_task = jax.vmap(
+            lambda k, s, q: accuracy_curve(k, s, q, lr, sizes=sizes, optimizer=optimizer)
+        )(keys, supports, queries)
+        return jnp.mean(per_task, axis=0)
+
+    return lrs, jax.lax.map(for_lr, lrs)

@@ -1,0 +1,43 @@
+"""``blur``: a thin command line over the library. Each subcommand parses a typed config with
+tyro and calls one library function."""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "meta-train": ("blur.cli.train", "main_meta_train", "gradient meta-training (preset toy2d)"),
+    "evolve": ("blur.cli.train", "main_evolve", "CMA-ES meta-training (preset cma-mnist14)"),
+    "evaluate": ("blur.cli.evaluate", "main", "a genome vs tuned SGD/Adam on task families"),
+    "plot": ("blur.cli.plot", "main", "PNG plots of a run folder"),
+    "bench": ("blur.cli.bench", "main", "speed benchmarks (ratios to SGD, same process)"),
+    "data": ("blur.cli.data", "main", "fetch / import / list data sets"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: blur COMMAND [ARGS...]   (blur COMMAND --help for its options)", ""]
+    lines += [f"  {name:<11} {desc}" for name, (_, _, desc) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        if not argv:
+            argv = ["meta-train"]  # the main job: `blur` alone == `blur meta-train`
+        else:
+            print(usage())
+            return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"blur: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module, func, _ = COMMANDS[name]
+    import importlib
+
+    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+"""The meta-objective shared by both meta-optimisers (paper §3.3 / §4.4).
+
+Unroll T support steps from freshly initialised synapses, then score forward-only predictions
+on held-out query batches. Averaged over a meta-batch of tasks (drawn from a task family, which
+may be a mixture) and over replicas (synapse inits). Gradient meta-training differentiates the
+loss; evolution can use the non-differentiable query accuracy as its fitness.
+
+References: Sandler et al. 2021 (arXiv 2104.04657), §3.3 (L_meta = softmax cross-entropy of the
+prediction state), §4.4 (CMA-ES on accuracy); reference ``blur_meta.l2_score`` (squared error
+of state 0 against the ±1 labels).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+import jax
+import jax.numpy as jnp
+
+from blur._pytree import pytree_dataclass
+from blur.genome import Genome
+from blur.inner import accuracy, cross_entropy, predict, state_is_finite, unroll
+from blur.network import NetworkSpec, init_state
+from blur.tasks.base import Batch, TaskFamily
+
+MetaLoss = Literal["cross_entropy", "l2"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ObjectiveConfig:
+    """Static settings of the meta-objective.
+
+    Attributes:
+      num_steps: T, inner training steps (support batches) per episode.
+      batch_size: B, support batch size (the paper uses 128).
+      num_query_batches: Q, held-out batches scored after the unroll.
+      query_batch_size: Bq (default: B).
+      num_tasks: tasks per meta-batch, each a fresh draw from the family.
+      num_replicas: synapse initialisations per task.
+      loss: ``cross_entropy`` on output state 0 (paper) or ``l2`` of state 0 against the
+        ±1 one-hot labels (reference code).
+      remat: ``jax.checkpoint`` each inner step (memory O(1) in T for meta-gradients).
+    """
+
+    num_steps: int = 10
+    batch_size: int = 128
+    num_query_batches: int = 1
+    query_batch_size: int | None = None
+    num_tasks: int = 3
+    num_replicas: int = 1
+    loss: MetaLoss = "cross_entropy"
+    remat: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("num_steps", "batch_size", "num_query_batches", "num_tasks", "num_replicas"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"ObjectiveConfig.{name}={value!r} must be a positive integer")
+        if self.loss not in ("cross_entropy", "l2"):
+            raise ValueError(
+                f"ObjectiveConfig.loss={self.loss!r}; choose 'cross_entropy' or 'l2'"
+            )
+
+
+@pytree_dataclass
+class ObjectiveAux:
+    """What the objective reports besides the loss (means over tasks and replicas).
+
+    Attributes:
+      loss: [] the meta-loss (also returned first).
+      accuracy: [] query accuracy after the unroll.
+      train_accuracy: [] accuracy on the last support batch, before its update.
+      finite: [] bool, every inner loop stayed finite.
+    """
+
+    loss: jax.Array
+    accuracy: jax.Array
+    train_accuracy: jax.Array
+    finite: jax.Array
+
+
+def query_loss(logits: jax.Array, y: jax.Array, loss: MetaLoss) -> jax.Array:
+    """Meta-loss of query logits [N, C] against labels [N]."""
+    if loss == "cross_entropy":
+        return cross_entropy(logits, y)
+    target = 2.0 * jax.nn.one_hot(y, logits.shape[-1]) - 1.0
+    return jnp.mean(jnp.sum((logits - target) ** 2, axis=-1))
+
+
+def check_compatible(spec: NetworkSpec, family: TaskFamily) -> None:
+    """Raise ``ValueError`` if the network cannot take the family's inputs or classes."""
+    if spec.num_inputs != family.num_inputs:
+        raise ValueError(
+            f"task family {family.name!r} has {family.num_inputs} inputs but "
+            f"NetworkSpec.layer_sizes[0]={spec.num_inputs}; set layer_sizes[0]={family.num_inputs}"
+        )
+    if spec.num_outputs < family.num_classes:
+        raise ValueError(
+            f"task family {family.name!r} has {family.num_classes} classes but the network has "
+            f"{spec.num_outputs} outputs; set layer_sizes[-1] >= {family.num_classes}"
+        )
+
+
+def episode_loss(
+    genome: Genome, spec: NetworkSpec, episode_support: Batch, query: Batch, key: jax.Array,
+    cfg: ObjectiveConfig,
+) -> tuple[jax.Array, ObjectiveAux]:
+    """Loss of one replica on one episode: fresh synapses, T steps, query scores."""
+    state = init_state(key, genome, spec, cfg.batch_size)
+    state, metrics = unroll(genome, spec, state, episode_support, remat=cfg.remat)
+    logits = jax.vmap(lambda x: predict(genome, spec, state, x))(query.x)
+    logits = logits.reshape(-1, logits.shape[-1])
+    y = query.y.reshape(-1)
+    loss = query_loss(logits, y, cfg.loss)
+    finite = state_is_finite(state) & jnp.all(jnp.isfinite(logits))
+    aux = ObjectiveAux(
+        loss=loss,
+        accuracy=accuracy(logits, y),
+        train_accuracy=metrics.accuracy[-1],
+        finite=finite,
+    )
+    return loss, aux
+
+
+def meta_objective(
+    genome: Genome, spec: NetworkSpec, family: TaskFamily, key: jax.Array, cfg: ObjectiveConfig
+) -> tuple[jax.Array, ObjectiveAux]:
+    """Mean meta-loss of ``genome`` over ``cfg.num_tasks`` tasks x ``cfg.num_replicas`` inits.
+
+    Args:
+      genome: the rule being scored (differentiable).
+      spec: the network (static).
+      family: the task distribution, a pytree (its data arrays are traced, not baked in).
+      key: PRNG key; the same key gives the same tasks, batches and synapse inits.
+      cfg: static settings.
+
+    Returns:
+      (loss [], aux) with means over tasks and replicas. A non-finite inner loop makes the loss
+      non-finite and ``aux.finite`` False; the meta-optimisers handle that.
+    """
+    task_keys, init_keys = jax.random.split(key)
+    task_keys = jax.random.split(task_keys, cfg.num_tasks)
+    init_keys = jax.random.split(init_keys, (cfg.num_tasks, cfg.num_replicas))
+    bq = cfg.query_batch_size or cfg.batch_size
+
+    def one_task(task_key: jax.Array, keys: jax.Array) -> tuple[jax.Array, ObjectiveAux]:
+        episode = family.sample(task_key, cfg.num_steps, cfg.batch_size, cfg.num_query_batches, bq)
+        return jax.vmap(
+            lambda k: episode_loss(genome, spec, episode.support, episode.query, k, cfg)
+        )(keys)
+
+    losses, aux = jax.vmap(one_task)(task_keys, init_keys)
+    mean_aux = ObjectiveAux(
+        loss=jnp.mean(aux.loss),
+        accuracy=jnp.mean(aux.accuracy),
+        train_accuracy=jnp.mean(aux.train_accuracy),
+        finite=jnp.all(aux.finite),
+    )
+    return jnp.mean(losses), mean_aux
