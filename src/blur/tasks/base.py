@@ -103,7 +103,11 @@ def check_episode_args(
 
 
 def split_flat(
-    x: jax.Array, y: jax.Array, num_steps: int, batch_size: int, num_query_batches: int,
+    x: jax.Array,
+    y: jax.Array,
+    num_steps: int,
+    batch_size: int,
+    num_query_batches: int,
     query_batch_size: int,
 ) -> Episode:
     """Cut flat examples into an episode: the first ``T*B`` are support, the rest query.
