@@ -282,6 +282,15 @@ def genome_to_dict(genome: Genome) -> dict[str, Any]:
     }
 
 
+def _is_numeric_tree(value: Any) -> bool:
+    """Nested lists of JSON numbers (int / float, not bool), or a numeric numpy array."""
+    if isinstance(value, list | tuple):
+        return all(_is_numeric_tree(v) for v in value)
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind in "iuf"
+    return isinstance(value, int | float | np.integer | np.floating) and not isinstance(value, bool)
+
+
 class GenomeFormatError(ValueError):
     """A genome file or dict is malformed: wrong schema, shape, dtype or non-finite values."""
 
@@ -323,6 +332,9 @@ def genome_from_dict(data: Any, *, source: str = "genome") -> Genome:
         raise fail(f"unknown fields {extra}")
     arrays: dict[str, jax.Array] = {}
     for name, shape in shapes.items():
+        if not _is_numeric_tree(fields[name]):
+            raise fail(f"field {name!r} is not a numeric array (numbers only, no strings, "
+                       "booleans or nulls)")
         try:
             arr = np.asarray(fields[name], dtype=np.float64)
         except (TypeError, ValueError):

@@ -99,7 +99,9 @@ def forward(
     return tuple(layers)
 
 
-def feedback(spec: NetworkSpec, neurons: tuple[jax.Array, ...], y: jax.Array) -> tuple[jax.Array, ...]:
+def feedback(
+    spec: NetworkSpec, neurons: tuple[jax.Array, ...], y: jax.Array
+) -> tuple[jax.Array, ...]:
     """Write the ground truth into output state 1 (paper §3.3); zero states 2..K-1.
 
     Args:
@@ -181,9 +183,10 @@ def hebbian_update(
     q = post @ genome.mu_tilde.T  # [B, n_post, K]: Σ_d μ̃^{cd} a_j^d
     hebb = jnp.einsum("bic,bjc->ijc", p, q)  # Eq. (7), summed over the batch
     if "oja" in spec.synapse_stabiliser:  # Eq. (8), first term with a learnable multiplier
-        hebb = hebb - jnp.sign(genome.eta_tilde) * jnp.abs(genome.oja) * w * jnp.sum(
-            q * q, axis=0
-        )[None]
+        hebb = (
+            hebb
+            - jnp.sign(genome.eta_tilde) * jnp.abs(genome.oja) * w * jnp.sum(q * q, axis=0)[None]
+        )
     if spec.hebbian_reduce == "mean":
         hebb = hebb / pre.shape[0]
     keep = genome.f_tilde
