@@ -39,10 +39,16 @@ def make_optimizer(name: str, learning_rate: float | jax.Array) -> optax.Gradien
 def init_mlp(key: jax.Array, sizes: Sequence[int]) -> list[tuple[jax.Array, jax.Array]]:
     """He-uniform weights [n_in, n_out] and zero biases for layer sizes (n_0, ..., n_L)."""
     params = []
-    for k, (n_in, n_out) in zip(jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:], strict=True), strict=True):
+    for k, (n_in, n_out) in zip(
+        jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:], strict=True), strict=True
+    ):
         limit = jnp.sqrt(6.0 / n_in)
-        params.append((jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit),
-                       jnp.zeros((n_out,), jnp.float32)))
+        params.append(
+            (
+                jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit),
+                jnp.zeros((n_out,), jnp.float32),
+            )
+        )
     return params
 
 

@@ -64,7 +64,12 @@ class TaskConfig:
 
     train: tuple[str, ...] = ("xor", "and", "two_moons")
     validate: tuple[str, ...] = (
-        "centered_circle", "small_centered_circle", "pie", "blob5", "cross", "triangle",
+        "centered_circle",
+        "small_centered_circle",
+        "pie",
+        "blob5",
+        "cross",
+        "triangle",
     )
 
 
@@ -155,12 +160,14 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         RunConfig(
             preset="toy2d",
             gradient=GradientSettings(
-                meta_steps=900, learning_rate=5e-3, num_runs=4,
-                curriculum=Curriculum(start=10, increment=5, every=300, maximum=20),
+                meta_steps=600,
+                learning_rate=1e-2,
+                num_runs=4,
+                curriculum=Curriculum(start=10, increment=5, every=200, maximum=20),
             ),
             objective=ObjectiveSettings(batch_size=128, num_tasks=6),
-            validate_every=150,
-            checkpoint_every=150,
+            validate_every=200,
+            checkpoint_every=100,
         ),
     ),
     "mnist10": (
@@ -168,14 +175,16 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " meta-validation on 28x28 MNIST and Fashion-MNIST test splits.",
         RunConfig(
             preset="mnist10",
-            network=NetworkConfig(hidden=(256, 128), num_states=4, neuron_norm="both"),
+            network=NetworkConfig(hidden=(256, 128), num_states=4, neuron_norm="forward"),
             tasks=TaskConfig(
                 train=("mnist?resolution=10", "mnist:0-4?resolution=10", "mnist:5-9?resolution=10"),
                 validate=("mnist?split=test", "fashion_mnist?split=test"),
             ),
             objective=ObjectiveSettings(batch_size=128, num_tasks=3, query_batch_size=256),
             gradient=GradientSettings(
-                meta_steps=2000, learning_rate=1e-3, num_runs=4,
+                meta_steps=1500,
+                learning_rate=1e-2,
+                num_runs=4,
                 curriculum=Curriculum(start=10, increment=5, every=1000, maximum=20),
             ),
             validate_every=250,
@@ -189,10 +198,14 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " and 20 evaluation batches of 128, fitness = query accuracy.",
         RunConfig(
             preset="cma-mnist14",
-            network=NetworkConfig(hidden=(512,), num_states=2, neuron_norm="both"),
-            tasks=TaskConfig(train=("mnist?resolution=14",), validate=("mnist?split=test&resolution=14",)),
+            network=NetworkConfig(hidden=(512,), num_states=2, neuron_norm="forward"),
+            tasks=TaskConfig(
+                train=("mnist?resolution=14",), validate=("mnist?split=test&resolution=14",)
+            ),
             objective=ObjectiveSettings(batch_size=128, num_query_batches=20, num_tasks=1),
-            evolution=EvolutionSettings(generations=100, num_steps=15, cma=CMAConfig(popsize=80, sigma0=0.3)),
+            evolution=EvolutionSettings(
+                generations=100, num_steps=15, cma=CMAConfig(popsize=80, sigma0=0.3)
+            ),
             log_every=1,
             validate_every=10,
             validate_tasks=2,
@@ -205,14 +218,16 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " on the small2-only alphabets (Japanese katakana, Sanskrit, Tagalog); K=4, (256,).",
         RunConfig(
             preset="omniglot",
-            network=NetworkConfig(hidden=(256,), num_states=4, neuron_norm="both"),
+            network=NetworkConfig(hidden=(256,), num_states=4, neuron_norm="forward"),
             tasks=TaskConfig(
                 train=("omniglot?num_ways=10&subsets=small1",),
                 validate=("omniglot?num_ways=10&subsets=small2&exclude_alphabets=Greek,Latin",),
             ),
             objective=ObjectiveSettings(batch_size=50, num_tasks=4, query_batch_size=50),
             gradient=GradientSettings(
-                meta_steps=1000, learning_rate=1e-3, num_runs=4,
+                meta_steps=1000,
+                learning_rate=1e-3,
+                num_runs=4,
                 curriculum=Curriculum(start=10, increment=5, every=500, maximum=15),
             ),
             validate_every=100,
@@ -305,8 +320,10 @@ def _from_jsonable(tp: Any, value: Any) -> Any:
         args = typing.get_args(tp)
         inner = args[0] if args else Any
         return tuple(_from_jsonable(inner, v) for v in value)
-    if tp is Path or (origin in (typing.Union, getattr(__import__("types"), "UnionType", None))
-                      and Path in typing.get_args(tp)):
+    if tp is Path or (
+        origin in (typing.Union, getattr(__import__("types"), "UnionType", None))
+        and Path in typing.get_args(tp)
+    ):
         return None if value is None else Path(value)
     return value
 

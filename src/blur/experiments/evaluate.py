@@ -43,7 +43,11 @@ def blur_curve(
 
 
 def sample_eval_episodes(
-    family: TaskFamily, key: jax.Array, num_tasks: int, num_steps: int, batch_size: int,
+    family: TaskFamily,
+    key: jax.Array,
+    num_tasks: int,
+    num_steps: int,
+    batch_size: int,
     query_size: int,
 ) -> Episode:
     """``num_tasks`` episodes with support x [N, T, B, n] and flat query x [N, M, n]."""
@@ -92,7 +96,9 @@ def evaluate_family(
 
 def format_table(results: list[dict[str, Any]], report_steps: tuple[int, ...]) -> str:
     """A plain-text table: family, then BLUR and each baseline at the report steps (%)."""
-    baselines = [k for k in results[0] if k not in ("family", "blur", "blur_std")] if results else []
+    baselines = (
+        [k for k in results[0] if k not in ("family", "blur", "blur_std")] if results else []
+    )
     head = ["task"] + [f"BLUR@{t}" for t in report_steps]
     for b in baselines:
         head += [f"{b.upper()}@{t}" for t in report_steps]

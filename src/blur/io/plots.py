@@ -28,21 +28,29 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     run_dir = Path(run_dir)
     records = read_metrics(run_dir / "metrics.jsonl")
     if not records:
-        raise FileNotFoundError(f"{run_dir / 'metrics.jsonl'} is missing or empty: not a run folder?")
+        raise FileNotFoundError(
+            f"{run_dir / 'metrics.jsonl'} is missing or empty: not a run folder?"
+        )
     train = [r for r in records if r.get("kind") == "train"]
     val = [r for r in records if r.get("kind") == "validation"]
     out = []
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     steps = [r["step"] for r in train]
     if train and "meta_loss" in train[0]:
-        axes[0].plot(steps, [_mean(r["meta_loss"]) for r in train], label="meta-loss (mean of runs)")
+        axes[0].plot(
+            steps, [_mean(r["meta_loss"]) for r in train], label="meta-loss (mean of runs)"
+        )
     axes[0].set_xlabel("meta-step")
     axes[0].set_ylabel("meta-loss")
     axes[0].legend()
     axes[1].plot(steps, [_mean(r.get("meta_train_accuracy")) for r in train], label="meta-train")
     if val:
-        axes[1].plot([r["step"] for r in val], [max(np.asarray(r["meta_val_accuracy"], float))
-                                                 for r in val], "o-", label="meta-val (best run)")
+        axes[1].plot(
+            [r["step"] for r in val],
+            [max(np.asarray(r["meta_val_accuracy"], float)) for r in val],
+            "o-",
+            label="meta-val (best run)",
+        )
     axes[1].set_xlabel("meta-step")
     axes[1].set_ylabel("query accuracy")
     axes[1].legend()
