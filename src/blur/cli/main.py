@@ -36,7 +36,24 @@ def main(argv: list[str] | None = None) -> int:
     module, func, _ = COMMANDS[name]
     import importlib
 
-    return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    try:
+        return int(getattr(importlib.import_module(module), func)(rest) or 0)
+    except Exception as e:
+        if not _is_user_error(e):
+            raise
+        print(f"blur {name}: error: {e}", file=sys.stderr)
+        return 1
+
+
+def _is_user_error(error: Exception) -> bool:
+    """Bad input files or run folders: reported in one line (the message names the file and
+    the fix), not as a traceback."""
+    from blur.experiments.runs import RunDirError
+    from blur.genome import GenomeFormatError
+    from blur.io.checkpoint import CheckpointError
+    from blur.tasks.errors import DataError
+
+    return isinstance(error, RunDirError | GenomeFormatError | CheckpointError | DataError)
 
 
 if __name__ == "__main__":

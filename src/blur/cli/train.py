@@ -17,10 +17,11 @@ def _parse(argv: list[str], prog: str, default_preset: str) -> tuple[RunConfig, 
     pre.add_argument("--preset", default=default_preset)
     pre.add_argument("--resume", type=Path, default=None)
     known, rest = pre.parse_known_args(argv)
-    if known.resume is not None:
+    wants_help = any(a in ("-h", "--help") for a in rest)
+    if known.resume is not None and not wants_help:  # --help goes to tyro (it prints, exits)
         from blur.experiments.runs import load_run_config
 
-        if rest and rest not in (["-h"], ["--help"]):
+        if rest:
             raise SystemExit(f"{prog}: --resume takes no other options (the run's config.json "
                              f"is used as written); got {rest}")
         return load_run_config(known.resume), True

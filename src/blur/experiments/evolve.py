@@ -65,7 +65,11 @@ def evolve(
             )
         start, timer = es.generation, runs.Timer(float(meta.get("wall_time", 0.0)))
         validator.restore(meta)
-        truncate_metrics(run_dir / runs.METRICS, start - 1)
+        # Train records carry the 0-based index of their step, validation records the number
+        # of steps done: the checkpoint at `start` covers train steps < start and validation
+        # steps <= start (a validation at a checkpoint step runs before the checkpoint).
+        truncate_metrics(run_dir / runs.METRICS, start - 1,
+                         max_step_by_kind={"validation": start})
         log.info("resumed %s at generation %d", run_dir, start)
     else:
         es = CMAES(x0, ev.cma)
@@ -126,7 +130,12 @@ def evolve(
         if done % config.checkpoint_every == 0 or done == end:
             checkpoint(done)
     bar.close()
-    if validator.best_run < 0:
+    if validator.best_run < 0 and end < ev.generations:
+        # Stopped (stop_after) before the first validation: validating here would put a
+        # selection into the checkpoint that an uninterrupted run never makes (see meta_train).
+        return EvolveResult(run_dir, unravel(np.asarray(es.mean, np.float32)),
+                            validator.best_score, "", timer.elapsed())
+    if validator.best_run < 0:  # no validation happened (e.g. generations=0)
         validate(end)
         checkpoint(end)
     best = load_genome(run_dir / runs.GENOME)

@@ -67,7 +67,11 @@ def meta_train(
         state, meta = load_checkpoint(run_dir / runs.CHECKPOINT, like=state)
         start, timer = int(meta["step"]), runs.Timer(float(meta.get("wall_time", 0.0)))
         validator.restore(meta)
-        truncate_metrics(run_dir / runs.METRICS, start - 1)
+        # Train records carry the 0-based index of their step, validation records the number
+        # of steps done: the checkpoint at `start` covers train steps < start and validation
+        # steps <= start (a validation at a checkpoint step runs before the checkpoint).
+        truncate_metrics(run_dir / runs.METRICS, start - 1,
+                         max_step_by_kind={"validation": start})
         log.info("resumed %s at meta-step %d", run_dir, start)
 
     step_key = jax.random.fold_in(key, 1)
@@ -136,7 +140,13 @@ def meta_train(
             checkpoint(done)
     bar.close()
 
-    if validator.best_run < 0:  # no validation happened yet (e.g. stop_after before it)
+    if validator.best_run < 0 and end < gs.meta_steps:
+        # Stopped (stop_after) before the first validation: validating here would put a
+        # selection into the checkpoint that an uninterrupted run never makes, so a resumed
+        # run could end with another genome. Return run 0's current genome instead.
+        return MetaTrainResult(run_dir, _unstack(state.genomes, R)[0], validator.best_score, "",
+                               timer.elapsed(), np.asarray(state.skipped).tolist())
+    if validator.best_run < 0:  # no validation happened (e.g. meta_steps=0)
         validate(end, gs.curriculum.num_steps(max(end - 1, 0)))
         checkpoint(end)
     best = _unstack(state.genomes, R)[validator.best_run]

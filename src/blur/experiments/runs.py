@@ -102,11 +102,13 @@ class Validator:
         return False
 
     def state(self) -> dict[str, Any]:
-        return {"best_score": self.best_score, "best_step": self.best_step,
-                "best_run": self.best_run}
+        # -inf (nothing validated yet) is not JSON: stored as null.
+        best = self.best_score if np.isfinite(self.best_score) else None
+        return {"best_score": best, "best_step": self.best_step, "best_run": self.best_run}
 
     def restore(self, meta: dict[str, Any]) -> None:
-        self.best_score = float(meta.get("best_score") or -np.inf)
+        best = meta.get("best_score")
+        self.best_score = -np.inf if best is None else float(best)  # 0.0 is a valid best
         self.best_step = int(meta.get("best_step", -1))
         self.best_run = int(meta.get("best_run", -1))
 

@@ -41,7 +41,14 @@ def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     return records
 
 
-def truncate_metrics(path: str | os.PathLike[str], max_step: int) -> None:
-    """Keep only records with ``step <= max_step`` (used when resuming from a checkpoint)."""
-    kept = [r for r in read_metrics(path) if r.get("step", -1) <= max_step]
+def truncate_metrics(
+    path: str | os.PathLike[str], max_step: int, *, max_step_by_kind: dict[str, int] | None = None
+) -> None:
+    """Keep only records with ``step <= max_step`` (used when resuming from a checkpoint).
+
+    ``max_step_by_kind`` sets another bound for the records of some ``kind``.
+    """
+    bounds = max_step_by_kind or {}
+    kept = [r for r in read_metrics(path)
+            if r.get("step", -1) <= bounds.get(r.get("kind"), max_step)]
     write_text_atomic(path, "".join(json.dumps(r) + "\n" for r in kept))

@@ -88,6 +88,7 @@ class CMAES:
         self._large_popsize = config.popsize
         self._large_evals = 0
         self._small_evals = 0
+        self._small_regime = False  # BIPOP: the current run is a small-population one
         self.best_x = self.x0.copy()
         self.best_f = math.inf
         self._es = self._new_es(config.popsize, config.sigma0, self.x0)
@@ -138,10 +139,11 @@ class CMAES:
 
     def _maybe_restart(self, evals: int) -> None:
         cfg = self.config
-        if self.popsize == self._large_popsize:
-            self._large_evals += evals
-        else:
+        # By regime, not by popsize: a small run may draw the large size (e.g. lambda_default).
+        if self._small_regime:
             self._small_evals += evals
+        else:
+            self._large_evals += evals
         if cfg.restarts == "none" or self.restart_count >= cfg.max_restarts:
             return
         if not self._es.stop():
@@ -157,9 +159,11 @@ class CMAES:
             ratio = self._large_popsize / self._default_popsize
             pop = max(2, int(self._default_popsize * (0.5 * ratio) ** (u * u)))
             sigma = cfg.sigma0 * 10 ** (-2 * float(self._rng.uniform()))
+            self._small_regime = True
             self._es = self._new_es(pop, sigma, self.x0)
         else:
             self._large_popsize *= 2
+            self._small_regime = False
             self._es = self._new_es(self._large_popsize, cfg.sigma0, self.x0)
 
     @classmethod

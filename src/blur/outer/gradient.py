@@ -12,6 +12,7 @@ genome and optimiser state for that step; ``skipped`` counts such steps per run.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from functools import partial
 from typing import Any
 
@@ -51,8 +52,16 @@ class Curriculum:
         return min(self.maximum, self.start + self.increment * (meta_step // self.every))
 
 
-def make_optimizer(learning_rate: float = 5e-4, clip_norm: float = 10.0) -> optax.GradientTransformation:
-    """The paper's meta-optimiser: global-norm clipping then Adam."""
+@functools.cache
+def make_optimizer(
+    learning_rate: float = 5e-4, clip_norm: float = 10.0
+) -> optax.GradientTransformation:
+    """The paper's meta-optimiser: global-norm clipping then Adam.
+
+    Cached: equal arguments return the same object. ``meta_step`` takes the optimizer as a
+    static (hashed) argument, and a fresh optax chain hashes differently, so without the cache
+    every ``meta_train`` call in a process (a resume, a sweep, the tests) recompiled it.
+    """
     return optax.chain(optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate))
 
 

@@ -1,0 +1,229 @@
+"""Resume identity: a run stopped (or SIGKILLed) and resumed ends exactly like an uninterrupted one.
+
+Compared exactly: ``genome.json`` (bytes), every array of the final ``checkpoint.npz``, its
+sidecar and ``metrics.jsonl`` (both without the wall-clock fields).
+
+The SIGKILL variants launch ``blur meta-train`` / ``blur evolve`` as subprocesses (marked slow:
+each starts three processes that compile from scratch); the fast variants use ``stop_after``
+in-process, where the compiled functions are shared with the rest of the test session.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+import tyro
+from jax.flatten_util import ravel_pytree
+
+from blur.experiments import evolve as evolve_module
+from blur.experiments.config import RunConfig, get_preset
+from blur.experiments.evolve import evolve
+from blur.experiments.meta_train import meta_train
+from blur.io.checkpoint import load_meta
+from blur.io.metrics import read_metrics
+from blur.outer import gradient
+
+BLUR = str(Path(sys.executable).with_name("blur"))
+
+COMMON = [
+    "--preset", "toy2d", "--seed", "3",
+    "--objective.num-tasks", "2", "--objective.batch-size", "32", "--network.hidden", "8",
+    "--tasks.train", "xor", "and", "--tasks.validate", "pie", "--validate-tasks", "2",
+    "--evaluation.num-tasks", "2", "--evaluation.report-steps", "2",
+    "--evaluation.batch-size", "32", "--evaluation.query-size", "64", "--log-every", "1",
+]
+META_TRAIN = COMMON + [
+    "--gradient.meta-steps", "12", "--checkpoint-every", "3", "--validate-every", "6",
+    "--gradient.num-runs", "2", "--gradient.learning-rate", "0.01",
+    "--gradient.curriculum.start", "3", "--gradient.curriculum.maximum", "3",
+]
+EVOLVE = COMMON + [
+    "--evolution.generations", "8", "--evolution.cma.popsize", "6",
+    "--evolution.num-steps", "3", "--checkpoint-every", "2", "--validate-every", "4",
+]
+
+
+def run_config(args: list[str], run_dir: Path) -> RunConfig:
+    """The RunConfig the CLI builds from ``args`` (same parser: tyro over the preset)."""
+    rest = [a for a in args if a not in ("--preset", "toy2d")]
+    return tyro.cli(RunConfig, default=get_preset("toy2d"), args=[*rest, "--run-dir",
+                                                                     str(run_dir)])
+
+
+def _strip(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "wall_time"}
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    """Exact equality of everything a run leaves behind (wall-clock fields excepted)."""
+    assert (a / "genome.json").read_bytes() == (b / "genome.json").read_bytes()
+    with np.load(a / "checkpoint.npz") as da, np.load(b / "checkpoint.npz") as db:
+        assert sorted(da.files) == sorted(db.files)
+        assert sum(n.startswith("leaf_") for n in da.files) > 0
+        for name in da.files:
+            if name == "meta_json":  # the embedded metadata (holds the wall time)
+                continue
+            assert da[name].dtype == db[name].dtype, name
+            np.testing.assert_array_equal(da[name], db[name], err_msg=name)
+    assert _strip(load_meta(a / "checkpoint.npz")) == _strip(load_meta(b / "checkpoint.npz"))
+    side_a = json.loads((a / "checkpoint.npz.json").read_text())
+    side_b = json.loads((b / "checkpoint.npz.json").read_text())
+    assert _strip(side_a) == _strip(side_b)
+    ma = [_strip(r) for r in read_metrics(a / "metrics.jsonl")]
+    mb = [_strip(r) for r in read_metrics(b / "metrics.jsonl")]
+    assert ma == mb
+    assert json.loads((a / "config.json").read_text())["seed"] == json.loads(
+        (b / "config.json").read_text())["seed"]
+
+
+# --------------------------------------------------------------------- in-process (fast)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_meta_train(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("mt") / "uninterrupted"
+    result = meta_train(run_config(META_TRAIN, run_dir), evaluate=False)
+    assert result.skipped == [0, 0]
+    assert json.loads((run_dir / "checkpoint.npz.json").read_text())["step"] == 12
+    return run_dir
+
+
+@pytest.mark.parametrize("stop", [3, 4, 6, 11])
+def test_meta_train_stop_and_resume_is_identical(tmp_path, uninterrupted_meta_train, stop):
+    """3: a checkpoint before the first validation; 4: between checkpoints; 6: a validation
+    and checkpoint step; 11: just before the end."""
+    cfg = run_config(META_TRAIN, tmp_path / "run")
+    meta_train(cfg, stop_after=stop, evaluate=False)
+    meta = json.loads((tmp_path / "run" / "checkpoint.npz.json").read_text())
+    assert meta["step"] == stop
+    with pytest.raises(Exception, match="already holds a run"):
+        meta_train(cfg, evaluate=False)
+    result = meta_train(cfg, resume=True, evaluate=False)
+    assert result.skipped == [0, 0]
+    assert_same_run(uninterrupted_meta_train, tmp_path / "run")
+
+
+def test_meta_train_resume_reuses_the_compiled_meta_step(tmp_path, uninterrupted_meta_train):
+    """The same configuration in the same process does not compile meta_step again."""
+    size = gradient.meta_step._cache_size()
+    assert size >= 1
+    cfg = run_config(META_TRAIN, tmp_path / "run")
+    meta_train(cfg, stop_after=2, evaluate=False)
+    meta_train(cfg, resume=True, evaluate=False)
+    assert gradient.meta_step._cache_size() == size
+
+
+_UNRAVEL: dict = {}
+
+
+def cached_ravel(genome):
+    """ravel_genome with one unravel function per genome structure, so that the jitted
+    score_population (unravel is a static argument) compiles once across evolve() calls."""
+    flat, unravel = ravel_pytree(genome)
+    leaves, treedef = jax.tree_util.tree_flatten(genome)
+    key = (treedef, tuple((x.shape, str(x.dtype)) for x in leaves))
+    return flat, _UNRAVEL.setdefault(key, unravel)
+
+
+@pytest.fixture
+def shared_unravel(monkeypatch):
+    monkeypatch.setattr(evolve_module, "ravel_genome", cached_ravel)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted_evolve(tmp_path_factory) -> Path:
+    run_dir = tmp_path_factory.mktemp("ev") / "uninterrupted"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(evolve_module, "ravel_genome", cached_ravel)
+        evolve(run_config(EVOLVE, run_dir), evaluate=False)
+    meta = json.loads((run_dir / "checkpoint.npz.json").read_text())
+    assert meta["step"] == 8 and meta["popsizes"] == [6] * 8
+    return run_dir
+
+
+@pytest.mark.parametrize("stop", [2, 3, 4])
+def test_evolve_stop_and_resume_is_identical(tmp_path, uninterrupted_evolve, shared_unravel,
+                                             stop):
+    cfg = run_config(EVOLVE, tmp_path / "run")
+    evolve(cfg, stop_after=stop, evaluate=False)
+    assert json.loads((tmp_path / "run" / "checkpoint.npz.json").read_text())["step"] == stop
+    evolve(cfg, resume=True, evaluate=False)
+    assert_same_run(uninterrupted_evolve, tmp_path / "run")
+
+
+# -------------------------------------------------------------------------- SIGKILL (slow)
+
+
+def _env(cache: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "JAX_PLATFORMS": "cpu",
+        # the three processes share compiled code through JAX's persistent cache
+        "JAX_COMPILATION_CACHE_DIR": str(cache),
+        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0",
+        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0",
+    })
+    return env
+
+
+def _step(run_dir: Path) -> int:
+    try:
+        return int(json.loads((run_dir / "checkpoint.npz.json").read_text())["step"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError):
+        return 0
+
+
+def _kill_after_first_checkpoint(cmd: list[str], run_dir: Path, env: dict, last: int) -> int:
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 400
+        while _step(run_dir) == 0:
+            assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+            assert time.monotonic() < deadline, "no checkpoint written in time"
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run finished before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    step = _step(run_dir)
+    assert 0 < step < last, f"killed at checkpoint step {step}: not mid-run"
+    return step
+
+
+def _run(cmd: list[str], env: dict) -> None:
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=500)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("command", "args", "last"), [
+    ("meta-train", META_TRAIN, 12),
+    ("evolve", EVOLVE, 8),
+])
+def test_sigkill_and_resume_is_identical(tmp_path, command, args, last):
+    env = _env(tmp_path / "jax-cache")
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    step = _kill_after_first_checkpoint([BLUR, command, *args, "--run-dir", str(killed)],
+                                        killed, env, last)
+    assert not (killed / "eval.json").exists()
+    _run([BLUR, command, "--resume", str(killed)], env)
+    _run([BLUR, command, *args, "--run-dir", str(clean)], env)
+    assert _step(killed) == _step(clean) == last
+    assert_same_run(clean, killed)
+    assert json.loads((killed / "eval.json").read_text()) == json.loads(
+        (clean / "eval.json").read_text())
+    assert step < last
