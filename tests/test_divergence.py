@@ -216,7 +216,11 @@ def test_evolve_resume_refuses_tampered_history(tmp_path, monkeypatch):
     cfg = run_config(EVOLVE, tmp_path / "run")
     evolve(cfg, stop_after=2, evaluate=False)
     path = tmp_path / "run" / "checkpoint.npz"
-    _rewrite_leaf(path, 1, lambda a: a[::-1])  # another ranking in generation 1
+    # Another ranking in generation 1: negated values (the best becomes the worst), or, if
+    # they all tie, the first member made the worst. (Reversing is not enough: the told
+    # values can be a palindrome.)
+    _rewrite_leaf(path, 1, lambda a: -a if np.ptp(a) > 0 else
+                  np.where(np.arange(a.size) == 0, a.max() + 1.0, a))
     with pytest.raises(RunDirError, match="did not reproduce the saved CMA-ES mean"):
         evolve(cfg, resume=True, evaluate=False)
     _rewrite_leaf(path, 1, lambda a: np.where(np.arange(a.size) == 0, np.nan, a))

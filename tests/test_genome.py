@@ -292,3 +292,17 @@ def test_genome_from_dict_accepts_ints_and_arrays() -> None:
     d["fields"]["nu"] = np.asarray(d["fields"]["nu"], np.float32)
     g = blur.genome_from_dict(d)
     assert float(g.f) == 1.0 and g.f.dtype == jnp.float32
+
+
+def test_ravel_genome_inverse_is_shared_per_shape():
+    # score_population takes the inverse as a static jit argument: a new object per call
+    # would recompile it on every evolve() in a process.
+    g1 = blur.random_genome(jax.random.PRNGKey(0), 3)
+    g2 = blur.random_genome(jax.random.PRNGKey(1), 3)
+    flat1, unravel1 = blur.ravel_genome(g1)
+    _, unravel2 = blur.ravel_genome(g2)
+    assert unravel1 is unravel2
+    assert blur.ravel_genome(blur.random_genome(jax.random.PRNGKey(0), 2))[1] is not unravel1
+    back = unravel1(flat1)
+    for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(g1), strict=True):
+        assert (a == b).all()

@@ -18,6 +18,7 @@ per layer, with a leading layer axis on every field (``nu: [L, K, K]``).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -169,8 +170,13 @@ def random_genome(
         name: transform_std * jax.random.normal(k, (*lead, K, K), jnp.float32)
         for name, k in zip(MATRIX_FIELDS, keys, strict=True)
     }
-    base = _build(K, num_layers, {n: np.zeros((K, K)) for n in MATRIX_FIELDS},
-                  eta_tilde=eta_tilde, init_scale=init_scale)
+    base = _build(
+        K,
+        num_layers,
+        {n: np.zeros((K, K)) for n in MATRIX_FIELDS},
+        eta_tilde=eta_tilde,
+        init_scale=init_scale,
+    )
     return base.replace(**mats)  # type: ignore[attr-defined]
 
 
@@ -262,10 +268,25 @@ def init_genome(
     raise ValueError(f"unknown genome init {name!r}; choose one of {sorted(INITIALISERS)}")
 
 
+@functools.cache
+def _unravel_fn(num_states: int, num_layers: int | None) -> Callable[[jax.Array], Genome]:
+    template = Genome(
+        **{
+            name: jnp.zeros(shape, jnp.float32)
+            for name, shape in expected_shapes(num_states, num_layers).items()
+        }
+    )
+    return ravel_pytree(template)[1]
+
+
 def ravel_genome(genome: Genome) -> tuple[jax.Array, Callable[[jax.Array], Genome]]:
-    """Flatten a genome to one float32 vector and return it with its inverse (for ES)."""
-    flat, unravel = ravel_pytree(genome)
-    return flat, unravel
+    """Flatten a genome to one float32 vector [D] and return it with its inverse (for ES).
+
+    The inverse is the same object for every genome of the same K and L, so jitted functions
+    that take it as a static argument (``score_population``) compile once per process.
+    """
+    flat, _ = ravel_pytree(genome)
+    return flat, _unravel_fn(genome.num_states, genome.num_layers)
 
 
 def genome_to_dict(genome: Genome) -> dict[str, Any]:
@@ -302,6 +323,7 @@ def genome_from_dict(data: Any, *, source: str = "genome") -> Genome:
       GenomeFormatError: naming ``source`` and the offending field, for a wrong schema or
         version, missing or unknown fields, wrong shapes, non-numeric or non-finite values.
     """
+
     def fail(msg: str) -> GenomeFormatError:
         return GenomeFormatError(f"{source}: {msg}")
 
@@ -333,8 +355,10 @@ def genome_from_dict(data: Any, *, source: str = "genome") -> Genome:
     arrays: dict[str, jax.Array] = {}
     for name, shape in shapes.items():
         if not _is_numeric_tree(fields[name]):
-            raise fail(f"field {name!r} is not a numeric array (numbers only, no strings, "
-                       "booleans or nulls)")
+            raise fail(
+                f"field {name!r} is not a numeric array (numbers only, no strings, "
+                "booleans or nulls)"
+            )
         try:
             arr = np.asarray(fields[name], dtype=np.float64)
         except (TypeError, ValueError):

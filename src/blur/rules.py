@@ -44,7 +44,10 @@ def normalize(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
 
 
 def normalize_synapses(w: jax.Array) -> jax.Array:
-    """Unit L2 norm over the input axis (App. C.6): w_ij / sqrt(Σ_i' w_i'j²). w: [n_in, n_out, K]."""
+    """Unit L2 norm over the input axis (App. C.6): w_ij / sqrt(Σ_i' w_i'j²).
+
+    w: [n_in, n_out, K] -> same shape.
+    """
     return w * jax.lax.rsqrt(jnp.sum(w * w, axis=0, keepdims=True) + 1e-9)
 
 

@@ -159,6 +159,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " Runs on built-in data in a few minutes on 2 CPU cores.",
         RunConfig(
             preset="toy2d",
+            network=NetworkConfig(neuron_norm="none"),
             gradient=GradientSettings(
                 meta_steps=600,
                 learning_rate=1e-2,

@@ -37,7 +37,10 @@ class EvolveResult:
 
 
 def evolve(
-    config: RunConfig, *, resume: bool = False, stop_after: int | None = None,
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
     evaluate: bool = True,
 ) -> EvolveResult:
     """Run (or resume) CMA-ES meta-training as configured; see the module docstring."""
@@ -68,8 +71,7 @@ def evolve(
         # Train records carry the 0-based index of their step, validation records the number
         # of steps done: the checkpoint at `start` covers train steps < start and validation
         # steps <= start (a validation at a checkpoint step runs before the checkpoint).
-        truncate_metrics(run_dir / runs.METRICS, start - 1,
-                         max_step_by_kind={"validation": start})
+        truncate_metrics(run_dir / runs.METRICS, start - 1, max_step_by_kind={"validation": start})
         log.info("resumed %s at generation %d", run_dir, start)
     else:
         es = CMAES(x0, ev.cma)
@@ -80,50 +82,88 @@ def evolve(
     bar = runs.progress_bar(ev.generations, start, f"evolve {config.preset}")
 
     def checkpoint(gen: int) -> None:
-        save_checkpoint(run_dir / runs.CHECKPOINT, list(es.history), {
-            "step": gen, "kind": "cma", "popsizes": [len(h) for h in es.history],
-            "mean": es.mean.tolist(), "wall_time": timer.elapsed(), **validator.state(),
-        })
+        save_checkpoint(
+            run_dir / runs.CHECKPOINT,
+            list(es.history),
+            {
+                "step": gen,
+                "kind": "cma",
+                "popsizes": [len(h) for h in es.history],
+                "mean": es.mean.tolist(),
+                "wall_time": timer.elapsed(),
+                **validator.state(),
+            },
+        )
 
     def validate(gen: int) -> None:
         vcfg = cfg.__class__(**{**cfg.__dict__, "num_tasks": config.validate_tasks})
         mean = np.asarray(es.mean, np.float32)[None]
         scores = []
         for fam in validator.families:
-            aux = score_population(mean, val_key, unravel=unravel,
-                                   spec=config.network.spec_for(fam), family=fam, cfg=vcfg)
+            aux = score_population(
+                mean,
+                val_key,
+                unravel=unravel,
+                spec=config.network.spec_for(fam),
+                family=fam,
+                cfg=vcfg,
+            )
             scores.append(fitness_from_aux(aux, "accuracy"))
         score = np.nan_to_num(np.mean(np.stack(scores), axis=0), neginf=0.0)
         improved = validator.consider(score, [unravel(mean[0])], gen, run_dir)
-        runs.log_record(run_dir, {
-            "step": gen, "kind": "validation", "meta_val_accuracy": score.tolist(),
-            "best_meta_val_accuracy": validator.best_score, "improved": improved,
-            "wall_time": timer.elapsed(),
-        })
+        runs.log_record(
+            run_dir,
+            {
+                "step": gen,
+                "kind": "validation",
+                "meta_val_accuracy": score.tolist(),
+                "best_meta_val_accuracy": validator.best_score,
+                "improved": improved,
+                "wall_time": timer.elapsed(),
+            },
+        )
 
     for gen in range(start, end):
         X = es.ask()
-        aux = score_population(X.astype(np.float32), jax.random.fold_in(gen_key, gen),
-                               unravel=unravel, spec=spec, family=family, cfg=cfg)
+        aux = score_population(
+            X.astype(np.float32),
+            jax.random.fold_in(gen_key, gen),
+            unravel=unravel,
+            spec=spec,
+            family=family,
+            cfg=cfg,
+        )
         fitness = fitness_from_aux(aux, ev.fitness)
         es.tell(X, -fitness)  # pycma minimises: tell minus the fitness to maximise
         bad = int(np.sum(~np.isfinite(fitness)))
         if bad:
-            log.warning("generation %d: %d of %d genomes diverged (given the worst fitness)",
-                        gen, bad, len(fitness))
+            log.warning(
+                "generation %d: %d of %d genomes diverged (given the worst fitness)",
+                gen,
+                bad,
+                len(fitness),
+            )
         bar.update(1)
         done = gen + 1
         if gen % config.log_every == 0 or done == ev.generations:
             finite = fitness[np.isfinite(fitness)]
-            runs.log_record(run_dir, {
-                "step": gen, "kind": "train",
-                "fitness_best": float(finite.max()) if finite.size else None,
-                "fitness_mean": float(finite.mean()) if finite.size else None,
-                "meta_train_accuracy": float(np.mean(np.asarray(aux.accuracy))),
-                "meta_loss": float(np.nanmean(np.asarray(aux.loss))),
-                "diverged": bad, "sigma": es.sigma, "popsize": len(X),
-                "restarts": es.restart_count, "T": ev.num_steps, "wall_time": timer.elapsed(),
-            })
+            runs.log_record(
+                run_dir,
+                {
+                    "step": gen,
+                    "kind": "train",
+                    "fitness_best": float(finite.max()) if finite.size else None,
+                    "fitness_mean": float(finite.mean()) if finite.size else None,
+                    "meta_train_accuracy": float(np.mean(np.asarray(aux.accuracy))),
+                    "meta_loss": float(np.nanmean(np.asarray(aux.loss))),
+                    "diverged": bad,
+                    "sigma": es.sigma,
+                    "popsize": len(X),
+                    "restarts": es.restart_count,
+                    "T": ev.num_steps,
+                    "wall_time": timer.elapsed(),
+                },
+            )
             bar.set_postfix(best=f"{float(np.max(fitness)):.3f}", sigma=f"{es.sigma:.3f}")
         if done % config.validate_every == 0 or done == ev.generations:
             validate(done)
@@ -133,11 +173,18 @@ def evolve(
     if validator.best_run < 0 and end < ev.generations:
         # Stopped (stop_after) before the first validation: validating here would put a
         # selection into the checkpoint that an uninterrupted run never makes (see meta_train).
-        return EvolveResult(run_dir, unravel(np.asarray(es.mean, np.float32)),
-                            validator.best_score, "", timer.elapsed())
+        return EvolveResult(
+            run_dir,
+            unravel(np.asarray(es.mean, np.float32)),
+            validator.best_score,
+            "",
+            timer.elapsed(),
+        )
     if validator.best_run < 0:  # no validation happened (e.g. generations=0)
         validate(end)
         checkpoint(end)
     best = load_genome(run_dir / runs.GENOME)
-    table = runs.final_evaluation(config, best, run_dir) if evaluate and end == ev.generations else ""
+    table = (
+        runs.final_evaluation(config, best, run_dir) if evaluate and end == ev.generations else ""
+    )
     return EvolveResult(run_dir, best, validator.best_score, table, timer.elapsed())

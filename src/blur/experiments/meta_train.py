@@ -40,7 +40,10 @@ def _unstack(genomes: Genome, R: int) -> list[Genome]:
 
 
 def meta_train(
-    config: RunConfig, *, resume: bool = False, stop_after: int | None = None,
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
     evaluate: bool = True,
 ) -> MetaTrainResult:
     """Run (or resume) gradient meta-training as configured; see the module docstring.
@@ -70,8 +73,7 @@ def meta_train(
         # Train records carry the 0-based index of their step, validation records the number
         # of steps done: the checkpoint at `start` covers train steps < start and validation
         # steps <= start (a validation at a checkpoint step runs before the checkpoint).
-        truncate_metrics(run_dir / runs.METRICS, start - 1,
-                         max_step_by_kind={"validation": start})
+        truncate_metrics(run_dir / runs.METRICS, start - 1, max_step_by_kind={"validation": start})
         log.info("resumed %s at meta-step %d", run_dir, start)
 
     step_key = jax.random.fold_in(key, 1)
@@ -81,9 +83,16 @@ def meta_train(
     bar = runs.progress_bar(gs.meta_steps, start, f"meta-train {config.preset}")
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(run_dir / runs.CHECKPOINT, state, {
-            "step": step, "wall_time": timer.elapsed(), "kind": "gradient", **validator.state(),
-        })
+        save_checkpoint(
+            run_dir / runs.CHECKPOINT,
+            state,
+            {
+                "step": step,
+                "wall_time": timer.elapsed(),
+                "kind": "gradient",
+                **validator.state(),
+            },
+        )
 
     def validate(step: int, T: int) -> None:
         cfg = config.objective.objective(T).__class__(
@@ -97,42 +106,65 @@ def meta_train(
             scores.append(np.where(np.asarray(aux.finite), np.asarray(aux.accuracy), 0.0))
         per_run = np.mean(np.stack(scores), axis=0)
         improved = validator.consider(per_run, _unstack(state.genomes, R), step, run_dir)
-        runs.log_record(run_dir, {
-            "step": step, "kind": "validation", "T": T, "meta_val_accuracy": per_run.tolist(),
-            "best_meta_val_accuracy": validator.best_score, "best_run": validator.best_run,
-            "improved": improved, "wall_time": timer.elapsed(),
-        })
+        runs.log_record(
+            run_dir,
+            {
+                "step": step,
+                "kind": "validation",
+                "T": T,
+                "meta_val_accuracy": per_run.tolist(),
+                "best_meta_val_accuracy": validator.best_score,
+                "best_run": validator.best_run,
+                "improved": improved,
+                "wall_time": timer.elapsed(),
+            },
+        )
 
     for step in range(start, end):
         T = gs.curriculum.num_steps(step)
         cfg = config.objective.objective(T)
         state, m = gradient.meta_step(
-            state, jax.random.fold_in(step_key, step), spec=spec, family=family, cfg=cfg,
+            state,
+            jax.random.fold_in(step_key, step),
+            spec=spec,
+            family=family,
+            cfg=cfg,
             optimizer=optimizer,
         )
         bar.update(1)
         skipped = np.asarray(state.skipped)
         if np.any(skipped > last_skipped):
             runs_hit = np.nonzero(skipped > last_skipped)[0].tolist()
-            log.warning("meta-step %d: non-finite inner loop in runs %s; update skipped "
-                        "(skipped so far: %s)", step, runs_hit, skipped.tolist())
+            log.warning(
+                "meta-step %d: non-finite inner loop in runs %s; update skipped "
+                "(skipped so far: %s)",
+                step,
+                runs_hit,
+                skipped.tolist(),
+            )
             last_skipped = skipped.copy()
         done = step + 1
         if step % config.log_every == 0 or done == gs.meta_steps:
             g = state.genomes
-            runs.log_record(run_dir, {
-                "step": step, "kind": "train", "T": T,
-                "meta_loss": np.asarray(m.loss).tolist(),
-                "meta_train_accuracy": np.asarray(m.accuracy).tolist(),
-                "grad_norm": np.asarray(m.grad_norm).tolist(),
-                "skipped": skipped.tolist(),
-                "gates": {
-                    "f": np.asarray(g.f).tolist(), "eta": np.asarray(g.eta).tolist(),
-                    "f_tilde": np.asarray(g.f_tilde).tolist(),
-                    "eta_tilde": np.asarray(g.eta_tilde).tolist(),
+            runs.log_record(
+                run_dir,
+                {
+                    "step": step,
+                    "kind": "train",
+                    "T": T,
+                    "meta_loss": np.asarray(m.loss).tolist(),
+                    "meta_train_accuracy": np.asarray(m.accuracy).tolist(),
+                    "grad_norm": np.asarray(m.grad_norm).tolist(),
+                    "skipped": skipped.tolist(),
+                    "gates": {
+                        "f": np.asarray(g.f).tolist(),
+                        "eta": np.asarray(g.eta).tolist(),
+                        "f_tilde": np.asarray(g.f_tilde).tolist(),
+                        "eta_tilde": np.asarray(g.eta_tilde).tolist(),
+                    },
+                    "wall_time": timer.elapsed(),
                 },
-                "wall_time": timer.elapsed(),
-            })
+            )
             bar.set_postfix(loss=f"{float(np.nanmean(np.asarray(m.loss))):.3f}", T=T)
         if done % config.validate_every == 0 or done == gs.meta_steps:
             validate(done, T)
@@ -144,8 +176,14 @@ def meta_train(
         # Stopped (stop_after) before the first validation: validating here would put a
         # selection into the checkpoint that an uninterrupted run never makes, so a resumed
         # run could end with another genome. Return run 0's current genome instead.
-        return MetaTrainResult(run_dir, _unstack(state.genomes, R)[0], validator.best_score, "",
-                               timer.elapsed(), np.asarray(state.skipped).tolist())
+        return MetaTrainResult(
+            run_dir,
+            _unstack(state.genomes, R)[0],
+            validator.best_score,
+            "",
+            timer.elapsed(),
+            np.asarray(state.skipped).tolist(),
+        )
     if validator.best_run < 0:  # no validation happened (e.g. meta_steps=0)
         validate(end, gs.curriculum.num_steps(max(end - 1, 0)))
         checkpoint(end)
@@ -153,6 +191,14 @@ def meta_train(
     from blur.io.genome_file import load_genome
 
     best = load_genome(run_dir / runs.GENOME)
-    table = runs.final_evaluation(config, best, run_dir) if evaluate and end == gs.meta_steps else ""
-    return MetaTrainResult(run_dir, best, validator.best_score, table, timer.elapsed(),
-                           np.asarray(state.skipped).tolist())
+    table = (
+        runs.final_evaluation(config, best, run_dir) if evaluate and end == gs.meta_steps else ""
+    )
+    return MetaTrainResult(
+        run_dir,
+        best,
+        validator.best_score,
+        table,
+        timer.elapsed(),
+        np.asarray(state.skipped).tolist(),
+    )

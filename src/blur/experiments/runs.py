@@ -89,15 +89,19 @@ class Validator:
     def __post_init__(self) -> None:
         self.families = tuple(build_family(t) for t in self.config.tasks.validate)
 
-    def consider(
-        self, scores: np.ndarray, genomes: list[Genome], step: int, run_dir: Path
-    ) -> bool:
+    def consider(self, scores: np.ndarray, genomes: list[Genome], step: int, run_dir: Path) -> bool:
         """Keep the best of ``scores`` [R]; write ``genome.json`` when it improves."""
         r = int(np.argmax(scores))
         if float(scores[r]) > self.best_score:
             self.best_score, self.best_step, self.best_run = float(scores[r]), step, r
-            save_genome(genomes[r], run_dir / GENOME, step=step, run=r,
-                        meta_val_accuracy=self.best_score, preset=self.config.preset)
+            save_genome(
+                genomes[r],
+                run_dir / GENOME,
+                step=step,
+                run=r,
+                meta_val_accuracy=self.best_score,
+                preset=self.config.preset,
+            )
             return True
         return False
 
@@ -117,8 +121,9 @@ def progress_bar(total: int, initial: int, desc: str):  # noqa: ANN201
     """A tqdm bar on a TTY, silent otherwise."""
     from tqdm import tqdm
 
-    return tqdm(total=total, initial=initial, desc=desc, disable=not sys.stderr.isatty(),
-                dynamic_ncols=True)
+    return tqdm(
+        total=total, initial=initial, desc=desc, disable=not sys.stderr.isatty(), dynamic_ncols=True
+    )
 
 
 def log_record(run_dir: Path, record: dict[str, Any]) -> None:
@@ -133,14 +138,26 @@ def final_evaluation(config: RunConfig, genome: Genome, run_dir: Path) -> str:
     key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 777)
     for family in Validator(config).families:
         spec = config.network.spec_for(family)
-        results.append(evaluate_family(
-            genome, spec, family, key, num_steps=T, num_tasks=ev.num_tasks,
-            batch_size=ev.batch_size, query_size=ev.query_size, baselines=ev.baselines,
-        ))
+        results.append(
+            evaluate_family(
+                genome,
+                spec,
+                family,
+                key,
+                num_steps=T,
+                num_tasks=ev.num_tasks,
+                batch_size=ev.batch_size,
+                query_size=ev.query_size,
+                baselines=ev.baselines,
+            )
+        )
     table = format_table(results, ev.report_steps)
-    write_text_atomic(run_dir / EVAL, json.dumps(
-        {"report_steps": list(ev.report_steps), "results": results, "table": table}, indent=1
-    ))
+    write_text_atomic(
+        run_dir / EVAL,
+        json.dumps(
+            {"report_steps": list(ev.report_steps), "results": results, "table": table}, indent=1
+        ),
+    )
     return table
 
 
