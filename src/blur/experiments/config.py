@@ -176,14 +176,14 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " meta-validation on 28x28 MNIST and Fashion-MNIST test splits.",
         RunConfig(
             preset="mnist10",
-            network=NetworkConfig(hidden=(256, 128), num_states=4, neuron_norm="forward"),
+            network=NetworkConfig(hidden=(256, 128), num_states=4, neuron_norm="none"),
             tasks=TaskConfig(
                 train=("mnist?resolution=10", "mnist:0-4?resolution=10", "mnist:5-9?resolution=10"),
                 validate=("mnist?split=test", "fashion_mnist?split=test"),
             ),
             objective=ObjectiveSettings(batch_size=128, num_tasks=3, query_batch_size=256),
             gradient=GradientSettings(
-                meta_steps=1500,
+                meta_steps=1800,
                 learning_rate=1e-2,
                 num_runs=4,
                 curriculum=Curriculum(start=10, increment=5, every=1000, maximum=20),
@@ -221,8 +221,10 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             preset="omniglot",
             network=NetworkConfig(hidden=(256,), num_states=4, neuron_norm="forward"),
             tasks=TaskConfig(
-                train=("omniglot?num_ways=10&subsets=small1",),
-                validate=("omniglot?num_ways=10&subsets=small2&exclude_alphabets=Greek,Latin",),
+                train=("omniglot?num_ways=10&subsets=background_small1",),
+                validate=(
+                    "omniglot?num_ways=10&subsets=background_small2&exclude_alphabets=Greek,Latin",
+                ),
             ),
             objective=ObjectiveSettings(batch_size=50, num_tasks=4, query_batch_size=50),
             gradient=GradientSettings(
