@@ -260,6 +260,8 @@ def ref_hebbian(
         wf = ref_hebbian_update(g, spec, _add_bias(spec, lower), upper, w_fwd[l], fan_f)
         if spec.symmetric_synapses:
             wb = np.transpose(wf[: spec.layer_sizes[l]], (1, 0, 2))
+        elif l == 0:  # feeds the input layer, which is never updated: never read, kept as is
+            wb = np.asarray(w_bwd[0], np.float64)
         else:
             wb = ref_hebbian_update(g, spec, upper, lower, w_bwd[l], fan_b)
         new_f.append(wf)

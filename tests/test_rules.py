@@ -371,7 +371,8 @@ def test_saturate_bounds_weights() -> None:
     genome = genome.replace(f_tilde=jnp.float32(1.0), eta_tilde=jnp.float32(2.0),
                             alpha=jnp.float32(-0.3))  # |alpha| is used
     final = _run(genome, spec, state, 6)
-    wmax = max(float(jnp.max(jnp.abs(w))) for w in final.w_fwd + final.w_bwd)
+    # w_bwd[0] is never updated (nothing reads it), so only the updated synapses are bounded.
+    wmax = max(float(jnp.max(jnp.abs(w))) for w in final.w_fwd + final.w_bwd[1:])
     # w = alpha' tanh(.) with alpha' = |alpha| + 1e-6 (blur's guard against alpha = 0), so
     # |w| <= alpha' up to one float32 rounding
     assert wmax <= (0.3 + 1e-6) * (1 + 2**-23)
@@ -442,6 +443,8 @@ def test_hebbian_reduce_sum_is_batch_times_mean() -> None:
         keep_b = genome.f_tilde * state.w_bwd[l]
         np.testing.assert_allclose(s.w_fwd[l] - keep_f, B * (m.w_fwd[l] - keep_f), rtol=1e-4,
                                    atol=1e-6)
+        if l == 0:  # w_bwd[0] is not updated (nothing reads it)
+            continue
         np.testing.assert_allclose(s.w_bwd[l] - keep_b, B * (m.w_bwd[l] - keep_b), rtol=1e-4,
                                    atol=1e-6)
 
@@ -455,8 +458,10 @@ def test_fan_in_scaling_divides_hebbian_step() -> None:
     for l in range(spec.num_layers):
         fan_f, fan_b = fan_in(spec, l)
         assert (fan_f, fan_b) == (spec.layer_sizes[l] + 1, spec.layer_sizes[l + 1])
-        for new_p, new_s, old, fan in ((plain.w_fwd[l], scaled.w_fwd[l], state.w_fwd[l], fan_f),
-                                       (plain.w_bwd[l], scaled.w_bwd[l], state.w_bwd[l], fan_b)):
+        pairs = [(plain.w_fwd[l], scaled.w_fwd[l], state.w_fwd[l], fan_f)]
+        if l > 0:  # w_bwd[0] is not updated (nothing reads it)
+            pairs.append((plain.w_bwd[l], scaled.w_bwd[l], state.w_bwd[l], fan_b))
+        for new_p, new_s, old, fan in pairs:
             keep = genome.f_tilde * old
             np.testing.assert_allclose(new_s - keep, (new_p - keep) / fan, rtol=1e-4, atol=1e-7)
 
@@ -527,3 +532,20 @@ def test_forward_reference_sanity() -> None:
     got = blur.forward(genome, spec, state, batch.x)
     np.testing.assert_allclose(got[-1], good[-1], rtol=RTOL, atol=ATOL)
     assert not np.allclose(got[-1], bad[-1], rtol=RTOL, atol=ATOL)
+
+
+def test_asymmetric_hebbian_leaves_unread_input_backward_weights_alone():
+    # w_bwd[0] would write the input layer, which is never updated; w_bwd[1] is read.
+    spec = blur.NetworkSpec((3, 4, 5, 2), 2)
+    genome = blur.random_genome(jax.random.PRNGKey(0), 2, eta_tilde=0.5)
+    state = blur.init_state(jax.random.PRNGKey(1), genome, spec, batch_size=6)
+    x = jax.random.normal(jax.random.PRNGKey(2), (6, 3))
+    y = jnp.arange(6) % 2
+    new, _ = blur.step(genome, spec, state, blur.Batch(x, y))
+    assert np.array_equal(np.asarray(new.w_bwd[0]), np.asarray(state.w_bwd[0]))
+    assert not np.allclose(np.asarray(new.w_bwd[1]), np.asarray(state.w_bwd[1]))
+    # and nothing reads it: another w_bwd[0] gives the same step
+    other = state.replace(w_bwd=(state.w_bwd[0] * 3.0 + 1.0, *state.w_bwd[1:]))
+    new_other, _ = blur.step(genome, spec, other, blur.Batch(x, y))
+    for a, b in zip(new.w_fwd, new_other.w_fwd, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
