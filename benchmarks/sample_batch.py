@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from blur.bench import median_ms
 from blur.tasks import DataNotFoundError, ImageClassification, NWayEpisodes, get_family
 
 TRACES: collections.Counter[str] = collections.Counter()
@@ -60,13 +59,7 @@ def make_functions(name: str, steps: int, batch: int) -> dict[str, Callable[...,
 
 def time_call(fn: Callable[[], Any], repeats: int) -> float:
     """Median wall time of ``fn()`` in seconds (after one warm-up call)."""
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return median_ms(fn, warmup=1, repeats=repeats) / 1e3
 
 
 def families() -> list[tuple[str, Any]]:

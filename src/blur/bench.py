@@ -52,7 +52,9 @@ def blur_spec(cfg: Config, symmetric: bool) -> blur.NetworkSpec:
     )
 
 
-def _median_ms(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+def median_ms(fn: Callable[[], object], warmup: int, repeats: int) -> float:
+    """Median wall time of ``fn()`` in milliseconds over ``repeats`` calls, each waited for
+    with ``block_until_ready``, after ``warmup`` untimed calls."""
     for _ in range(warmup):
         jax.block_until_ready(fn())
     times = []
@@ -68,7 +70,7 @@ def time_blur(cfg: Config, symmetric: bool, batch: blur.Batch, warmup: int, repe
     genome = blur.random_genome(jax.random.key(1), cfg.num_states)
     state = blur.init_state(jax.random.key(2), genome, spec, cfg.batch)
     step = jax.jit(blur.step, static_argnums=1)
-    return _median_ms(lambda: step(genome, spec, state, batch), warmup, repeats)
+    return median_ms(lambda: step(genome, spec, state, batch), warmup, repeats)
 
 
 def init_mlp(key: jax.Array, sizes: tuple[int, ...]) -> list[tuple[jax.Array, jax.Array]]:
@@ -100,7 +102,7 @@ def sgd_step(
 
 def time_sgd(cfg: Config, batch: blur.Batch, warmup: int, repeats: int) -> float:
     params = init_mlp(jax.random.key(3), cfg.sizes)
-    return _median_ms(lambda: sgd_step(params, batch.x, batch.y), warmup, repeats)
+    return median_ms(lambda: sgd_step(params, batch.x, batch.y), warmup, repeats)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from blur.network import NetworkSpec
 from blur.outer.evolution import CMAConfig
 from blur.outer.gradient import Curriculum
 from blur.outer.objective import ObjectiveConfig
-from blur.tasks import get_family
+from blur.tasks import TOY2D_META_TRAIN, TOY2D_META_VAL, get_family
 from blur.tasks.base import TaskFamily
 
 
@@ -62,15 +62,8 @@ class NetworkConfig:
 class TaskConfig:
     """Task families: a meta-training mixture and held-out meta-validation families."""
 
-    train: tuple[str, ...] = ("xor", "and", "two_moons")
-    validate: tuple[str, ...] = (
-        "centered_circle",
-        "small_centered_circle",
-        "pie",
-        "blob5",
-        "cross",
-        "triangle",
-    )
+    train: tuple[str, ...] = TOY2D_META_TRAIN
+    validate: tuple[str, ...] = TOY2D_META_VAL
 
 
 @dataclasses.dataclass(frozen=True)
