@@ -149,6 +149,19 @@ def test_evaluate_end_to_end(meta_train_run, tmp_path, capsys):
     assert out.splitlines()[2].split()[1] == f"{100 * result['blur'][2]:.1f}"
 
 
+def test_evaluate_takes_the_network_of_the_genomes_run_folder(meta_train_run, tmp_path, capsys):
+    run_dir, _ = meta_train_run
+    assert call(["evaluate", str(run_dir / "genome.json"), "--help"]) == 0
+    help_text = capsys.readouterr().out
+    hidden = help_text[help_text.index("--network.hidden"):][:200]
+    assert "(default: 8)" in hidden  # the run's --network.hidden 8, not NetworkConfig()'s 20
+    # the same genome outside its run folder falls back to the defaults
+    (tmp_path / "genome.json").write_text((run_dir / "genome.json").read_text())
+    assert call(["evaluate", str(tmp_path / "genome.json"), "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "(default: 20)" in help_text[help_text.index("--network.hidden"):][:200]
+
+
 def test_evaluate_refuses_mismatched_genome(meta_train_run, capsys):
     run_dir, _ = meta_train_run
     code = call(["evaluate", str(run_dir / "genome.json"), *EVAL_ARGS,

@@ -18,7 +18,8 @@ class EvaluateArgs:
     Attributes:
       genome: a genome.json file (from a run folder).
       tasks: task families, e.g. ``xor`` ``mnist?split=test`` ``fashion_mnist?split=test``.
-      network: the network to train (input/output widths come from each task).
+      network: the network to train (input/output widths come from each task). When GENOME
+        comes first and sits in a run folder, its ``config.json`` gives the defaults shown here.
       evaluation: steps to report, tasks, batch and query sizes, baselines.
       seed: PRNG seed for tasks and initialisations.
       output: optional JSON file for the full curves.
@@ -33,8 +34,22 @@ class EvaluateArgs:
     baselines: tuple[Literal["sgd", "momentum", "adam"], ...] | None = None
 
 
+def _run_network(genome_path: Path) -> NetworkConfig | None:
+    """The network config of the run folder holding ``genome_path``, if there is one."""
+    from blur.experiments.runs import CONFIG, load_run_config
+
+    if not (genome_path.parent / CONFIG).exists():
+        return None
+    return load_run_config(genome_path.parent).network
+
+
 def main(argv: list[str]) -> int:
-    args = tyro.cli(EvaluateArgs, args=argv, prog="blur evaluate")
+    default = None
+    if argv and not argv[0].startswith("-"):  # GENOME first: default to its run's network
+        network = _run_network(Path(argv[0]))
+        if network is not None:
+            default = EvaluateArgs(genome=Path(argv[0]), network=network)
+    args = tyro.cli(EvaluateArgs, args=argv, prog="blur evaluate", default=default)
     import json
 
     import jax

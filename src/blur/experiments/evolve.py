@@ -9,6 +9,7 @@ it through CMA-ES, which rebuilds the exact state.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,7 @@ def evolve(
         )
 
     def validate(gen: int) -> None:
-        vcfg = cfg.__class__(**{**cfg.__dict__, "num_tasks": config.validate_tasks})
+        vcfg = dataclasses.replace(cfg, num_tasks=config.validate_tasks)
         mean = np.asarray(es.mean, np.float32)[None]
         scores = []
         for fam in validator.families:

@@ -7,6 +7,7 @@ checkpoint ends with the same genome as an uninterrupted one (on the same machin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from blur.experiments import runs
 from blur.experiments.config import RunConfig, build_train_family
 from blur.genome import Genome
 from blur.io.checkpoint import load_checkpoint, save_checkpoint
+from blur.io.genome_file import load_genome
 from blur.io.metrics import truncate_metrics
 from blur.outer import gradient
 
@@ -95,9 +97,7 @@ def meta_train(
         )
 
     def validate(step: int, T: int) -> None:
-        cfg = config.objective.objective(T).__class__(
-            **{**config.objective.objective(T).__dict__, "num_tasks": config.validate_tasks}
-        )
+        cfg = dataclasses.replace(config.objective.objective(T), num_tasks=config.validate_tasks)
         scores = []
         for fam in validator.families:
             aux = gradient.evaluate_runs(
@@ -187,9 +187,6 @@ def meta_train(
     if validator.best_run < 0:  # no validation happened (e.g. meta_steps=0)
         validate(end, gs.curriculum.num_steps(max(end - 1, 0)))
         checkpoint(end)
-    best = _unstack(state.genomes, R)[validator.best_run]
-    from blur.io.genome_file import load_genome
-
     best = load_genome(run_dir / runs.GENOME)
     table = (
         runs.final_evaluation(config, best, run_dir) if evaluate and end == gs.meta_steps else ""
