@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import blur
+from blur import _atomic as atomic
 from blur.experiments.config import (
     PRESETS,
     RunConfig,
@@ -20,7 +21,7 @@ from blur.experiments.config import (
     config_to_json,
     get_preset,
 )
-from blur.io import atomic, checkpoint
+from blur.io import checkpoint
 from blur.io.atomic import write_bytes_atomic, write_text_atomic
 from blur.io.checkpoint import CheckpointError, load_checkpoint, load_meta, save_checkpoint
 from blur.io.genome_file import load_genome, save_genome

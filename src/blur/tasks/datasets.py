@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import io
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
+from blur._atomic import write_bytes_atomic
 from blur.tasks.errors import DataError, DataNotFoundError, IDXFormatError
 from blur.tasks.idx import check_image_label_pair, decompress_if_gzip, parse_idx
 
@@ -300,16 +301,9 @@ class ImageData:
 
 def write_npz_atomic(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write a compressed ``.npz`` via a temporary file and an atomic rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez_compressed(f, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    write_bytes_atomic(path, buf.getvalue())
 
 
 def read_npz(path: Path, keys: tuple[str, ...]) -> dict[str, np.ndarray]:
