@@ -62,7 +62,8 @@ def mlp(params: list[tuple[jax.Array, jax.Array]], x: jax.Array) -> jax.Array:
     return h
 
 
-def _ce(params: list[tuple[jax.Array, jax.Array]], x: jax.Array, y: jax.Array) -> jax.Array:
+def mlp_loss(params: list[tuple[jax.Array, jax.Array]], x: jax.Array, y: jax.Array) -> jax.Array:
+    """Batch-mean softmax cross-entropy of :func:`mlp` on x [B, n_0], y [B] int."""
     logp = jax.nn.log_softmax(mlp(params, x))
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=-1))
 
@@ -90,7 +91,7 @@ def accuracy_curve(
 
     def body(carry, batch: Batch):  # noqa: ANN001, ANN202
         p, s = carry
-        grads = jax.grad(_ce)(p, batch.x, batch.y)
+        grads = jax.grad(mlp_loss)(p, batch.x, batch.y)
         updates, s = opt.update(grads, s, p)
         p = optax.apply_updates(p, updates)
         return (p, s), acc(p)

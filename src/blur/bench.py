@@ -1,8 +1,8 @@
 """Time one jitted BLUR inner step against one jitted SGD step on the same MLP shape.
 
 BLUR step = ``blur.step``: forward, feedback, backward, Hebbian update of every synapse.
-SGD step  = ``jax.grad`` of the batch-mean softmax cross-entropy of an ordinary MLP (relu∘tanh
-hidden, linear output, weights + biases) and a parameter update.
+SGD step  = ``jax.grad`` of the batch-mean softmax cross-entropy of an ordinary MLP (the ReLU
+MLP of :mod:`blur.baselines`, linear output, weights + biases) and a parameter update.
 
 Both are jitted, timed in the same process on the same input batch, with nothing donated;
 the reported time is the median over ``--repeats`` calls (each ``block_until_ready``) after
@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 import blur
+from blur.baselines import init_mlp, mlp_loss
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,25 +72,6 @@ def time_blur(cfg: Config, symmetric: bool, batch: blur.Batch, warmup: int, repe
     state = blur.init_state(jax.random.key(2), genome, spec, cfg.batch)
     step = jax.jit(blur.step, static_argnums=1)
     return median_ms(lambda: step(genome, spec, state, batch), warmup, repeats)
-
-
-def init_mlp(key: jax.Array, sizes: tuple[int, ...]) -> list[tuple[jax.Array, jax.Array]]:
-    params = []
-    for k, (n_in, n_out) in zip(
-        jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:], strict=True), strict=True
-    ):
-        W = jax.random.uniform(k, (n_in, n_out), jnp.float32, -1.0, 1.0) / jnp.sqrt(n_in)
-        params.append((W, jnp.zeros((n_out,), jnp.float32)))
-    return params
-
-
-def mlp_loss(params: list[tuple[jax.Array, jax.Array]], x: jax.Array, y: jax.Array) -> jax.Array:
-    h = x
-    for W, b in params[:-1]:
-        h = jax.nn.relu(jnp.tanh(h @ W + b))
-    W, b = params[-1]
-    logits = h @ W + b
-    return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], axis=-1))
 
 
 @jax.jit
