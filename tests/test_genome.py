@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import typing
 from collections.abc import Callable
 from typing import Any
 
@@ -119,6 +120,35 @@ def test_init_genome_names() -> None:
         blur.random_genome(key, 0)
     with pytest.raises(ValueError, match="num_states"):
         blur.delta_genome(1)
+
+
+def test_delta_genome_error_feedback_reads_state_1_in_the_last_layer() -> None:
+    d = blur.delta_genome(4, 3, feedback="softmax_error", eta_tilde=(200.0, 100.0, 50.0),
+                          init_scale=2.5)
+    # lower layers: post factor and backward mixing = state 1 - state 0
+    for layer in (0, 1):
+        np.testing.assert_array_equal(d.mu_tilde[layer, :, :2], [[-1, 1]] * 4)
+        np.testing.assert_array_equal(d.mu[layer, 1], [-1, 1, 0, 0])
+    # last layer: output state 1 already holds the error
+    np.testing.assert_array_equal(d.mu_tilde[2, :, :2], [[0, 1]] * 4)
+    np.testing.assert_array_equal(d.mu[2, 1], [0, 1, 0, 0])
+    np.testing.assert_array_equal(d.eta_tilde, [200.0, 100.0, 50.0])
+    np.testing.assert_array_equal(d.init_scale, [2.5] * 3)
+    # label feedback keeps one structure for every layer
+    lab = blur.delta_genome(4, 3, feedback="label")
+    np.testing.assert_array_equal(lab.mu_tilde[2], lab.mu_tilde[0])
+    assert blur.genome.FEEDBACKS == typing.get_args(blur.network.Feedback)
+
+
+def test_delta_genome_refuses_what_it_cannot_build() -> None:
+    with pytest.raises(ValueError, match="needs a per-layer genome"):
+        blur.delta_genome(2, feedback="error")
+    with pytest.raises(ValueError, match="unknown feedback 'labels'"):
+        blur.delta_genome(2, 2, feedback="labels")
+    with pytest.raises(ValueError, match=r"eta_tilde has shape \(2,\).*num_layers=3"):
+        blur.delta_genome(2, 3, eta_tilde=(1.0, 2.0))
+    with pytest.raises(ValueError, match="needs a per-layer genome|per-layer value"):
+        blur.near_backprop_genome(2, eta_tilde=(1.0, 2.0))
 
 
 def test_random_genome_uses_key() -> None:
