@@ -13,6 +13,7 @@ import importlib.util
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -103,6 +104,15 @@ def _check_run_folder(run_dir: Path, last_step: int) -> None:
     records = read_metrics(run_dir / "metrics.jsonl")
     assert [r["step"] for r in records if r["kind"] == "train"] == list(range(last_step))
     assert any(r["kind"] == "validation" and r["step"] == last_step for r in records)
+    # the initial genome is validated first, so the selection can fall back on it
+    assert records[0]["kind"] == "validation" and records[0]["step"] == 0
+    # every validation uses one horizon: the T the run ends with
+    final_T = [r["T"] for r in records if r["kind"] == "train"][-1]
+    assert {r["T"] for r in records if r["kind"] == "validation"} == {final_T}
+    best = max((r for r in records if r["kind"] == "validation"),
+               key=lambda r: max(r["meta_val_accuracy"]))
+    saved = json.loads((run_dir / "genome.json").read_text())["metadata"]
+    assert saved["step"] == best["step"]
     genome = load_genome(run_dir / "genome.json")
     assert genome.num_states == 2
     ev = json.loads((run_dir / "eval.json").read_text())
@@ -127,6 +137,7 @@ def test_meta_train_end_to_end(meta_train_run):
     run_dir, out = meta_train_run
     assert f"run folder: {run_dir}" in out
     assert "skipped updates per run: [0, 0]" in out
+    assert re.search(r"best meta-validation accuracy [\d.]+% \(meta-step \d+\)", out)
     header = next(line for line in out.splitlines() if line.startswith("task"))
     assert header.split() == ["task", "BLUR@2", "SGD@2"]
     row = next(line for line in out.splitlines() if line.startswith("pie"))
@@ -185,6 +196,7 @@ def test_evolve_end_to_end(tmp_path, capsys, monkeypatch):
     assert call(["evolve", *EVOLVE, "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out
     assert f"run folder: {run_dir}" in out
+    assert re.search(r"best meta-validation accuracy [\d.]+% \(generation \d+\)", out)
     header = next(line for line in out.splitlines() if line.startswith("task"))
     assert header.split() == ["task", "BLUR@2", "SGD@2"]
     _check_run_folder(run_dir, 8)

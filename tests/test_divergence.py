@@ -157,9 +157,10 @@ def test_meta_train_resume_restores_zero_best_score(tmp_path, diverging_start):
     metrics = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().split("\n")
                if x]
     val = [r for r in metrics if r["kind"] == "validation"]
-    # the validation at step 12 does not "improve" on the restored 0.0 (it did with -inf)
-    assert [(r["step"], r["improved"]) for r in val] == [(6, True), (12, False)]
-    assert json.loads((tmp_path / "run" / "genome.json").read_text())["metadata"]["step"] == 6
+    # the initial genome is validated at step 0 and scores 0.0; the validations at steps 6 and
+    # 12 (after the resume) do not "improve" on it (the restored 0.0 is not taken for -inf)
+    assert [(r["step"], r["improved"]) for r in val] == [(0, True), (6, False), (12, False)]
+    assert json.loads((tmp_path / "run" / "genome.json").read_text())["metadata"]["step"] == 0
 
 
 def test_evolve_logs_diverged_genomes(tmp_path, caplog, diverging_start, monkeypatch):

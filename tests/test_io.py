@@ -410,6 +410,10 @@ def test_config_from_json_validates_values():
     data["gradient"]["curriculum"]["maximum"] = 1  # < start
     with pytest.raises(ValueError, match="Curriculum"):
         config_from_json(json.dumps(data))
+    data = json.loads(config_to_json(RunConfig()))
+    data["validate_num_steps"] = 0
+    with pytest.raises(ValueError, match="validate_num_steps must be >= 1"):
+        config_from_json(json.dumps(data))
 
 
 # -------------------------------------------------------------------------------- plots

@@ -227,3 +227,22 @@ def test_sigkill_and_resume_is_identical(tmp_path, command, args, last):
     assert json.loads((killed / "eval.json").read_text()) == json.loads(
         (clean / "eval.json").read_text())
     assert step < last
+
+
+@pytest.mark.parametrize(("validate_num_steps", "want"), [(None, 3), (2, 2)])
+def test_every_validation_uses_one_horizon(tmp_path, validate_num_steps, want):
+    """Validation scores are compared across the run (best-of-N), so they share one T: the T
+    the run ends with, not the curriculum's T at the time (which rises from 2 to 3 here)."""
+    import dataclasses
+
+    args = [a if a != "12" else "8" for a in META_TRAIN]  # 8 meta-steps
+    cfg = run_config([*args, "--gradient.curriculum.start", "2", "--gradient.curriculum.every",
+                      "4", "--gradient.curriculum.increment", "1", "--validate-every", "2"],
+                     tmp_path / "run")
+    cfg = dataclasses.replace(cfg, validate_num_steps=validate_num_steps)
+    meta_train(cfg, evaluate=False)
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    assert [r["T"] for r in records if r["kind"] == "train"] == [2] * 4 + [3] * 4
+    val = [r for r in records if r["kind"] == "validation"]
+    assert [r["step"] for r in val] == [0, 2, 4, 6, 8]
+    assert {r["T"] for r in val} == {want}

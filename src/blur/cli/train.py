@@ -57,7 +57,8 @@ def main_meta_train(argv: list[str]) -> int:
     result = meta_train(config, resume=resume)
     print(f"\nrun folder: {result.run_dir}")
     print(f"wall time: {result.wall_time:.1f} s; best meta-validation accuracy "
-          f"{100 * result.best_score:.1f}%; skipped updates per run: {result.skipped}")
+          f"{100 * result.best_score:.1f}% (meta-step {result.best_step}); "
+          f"skipped updates per run: {result.skipped}")
     print(f"\nlearned genome vs tuned SGD on held-out tasks (query accuracy %, "
           f"after N inner steps; SGD's best learning rate in brackets):\n{result.table}")
     return 0
@@ -71,6 +72,6 @@ def main_evolve(argv: list[str]) -> int:
     result = evolve(config, resume=resume)
     print(f"\nrun folder: {result.run_dir}")
     print(f"wall time: {result.wall_time:.1f} s; best meta-validation accuracy "
-          f"{100 * result.best_score:.1f}%")
+          f"{100 * result.best_score:.1f}% (generation {result.best_step})")
     print(f"\nevolved genome vs tuned baselines (query accuracy %):\n{result.table}")
     return 0

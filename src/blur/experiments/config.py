@@ -123,14 +123,22 @@ class RunConfig:
       run_dir: output folder (default ``runs/<preset>``).
       seed: seeds genome init, tasks, synapse inits and CMA-ES.
       genome_init: ``delta``, ``near_backprop`` or ``random`` (blur.genome.init_genome).
+      init_eta_tilde: the initial genome's Hebbian rate: empty for the initialiser's default,
+        one value shared by all layers, or one per synapse layer (per-layer genome only).
+      init_scale: the initial genome's synapse init scale (None: the initialiser's default).
       log_every, validate_every, checkpoint_every: in meta-steps (generations for CMA-ES).
       validate_tasks: tasks per validation family at each validation.
+      validate_num_steps: inner steps before each meta-validation's query. None: the T the
+        run ends with (the curriculum's T at the last meta-step, or ``evolution.num_steps``),
+        so that every validation of a run, and so the best-of-N choice, uses one horizon.
     """
 
     preset: str = "toy2d"
     run_dir: Path | None = None
     seed: int = 0
     genome_init: Literal["delta", "near_backprop", "random"] = "delta"
+    init_eta_tilde: tuple[float, ...] = ()
+    init_scale: float | None = None
     network: NetworkConfig = NetworkConfig()
     tasks: TaskConfig = TaskConfig()
     objective: ObjectiveSettings = ObjectiveSettings()
@@ -140,7 +148,19 @@ class RunConfig:
     log_every: int = 10
     validate_every: int = 100
     validate_tasks: int = 8
+    validate_num_steps: int | None = None
     checkpoint_every: int = 100
+
+    def __post_init__(self) -> None:
+        if self.validate_num_steps is not None and self.validate_num_steps < 1:
+            raise ValueError(
+                f"validate_num_steps must be >= 1, or None for the run's final T; "
+                f"got {self.validate_num_steps}"
+            )
+
+    def validation_steps(self, final_train_steps: int) -> int:
+        """Inner steps of every meta-validation (``validate_num_steps`` or the final T)."""
+        return self.validate_num_steps or final_train_steps
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir) if self.run_dir is not None else Path("runs") / self.preset
@@ -166,24 +186,35 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
     ),
     "mnist10": (
         "MNIST at 10x10 (20x20 crop), tasks full / 0-4 / 5-9; K=4; hidden (256, 128);"
-        " meta-validation on 28x28 MNIST and Fashion-MNIST test splits.",
+        " meta-validation on 28x28 MNIST and Fashion-MNIST test splits. Output state 1 gets"
+        " one-hot - softmax(prediction); a per-layer genome starts from the delta init with"
+        " He-scale synapses and rates 200/100/50 (it already trains a fresh net before"
+        " meta-training); Adam 1e-3, T = 10 -> 20.",
         RunConfig(
             preset="mnist10",
-            network=NetworkConfig(hidden=(256, 128), num_states=4, neuron_norm="none"),
+            init_eta_tilde=(200.0, 100.0, 50.0),
+            init_scale=6.0**0.5,
+            network=NetworkConfig(
+                hidden=(256, 128),
+                num_states=4,
+                neuron_norm="none",
+                feedback="softmax_error",
+                per_layer_genome=True,
+            ),
             tasks=TaskConfig(
                 train=("mnist?resolution=10", "mnist:0-4?resolution=10", "mnist:5-9?resolution=10"),
                 validate=("mnist?split=test", "fashion_mnist?split=test"),
             ),
             objective=ObjectiveSettings(batch_size=128, num_tasks=3, query_batch_size=256),
             gradient=GradientSettings(
-                meta_steps=1800,
-                learning_rate=1e-2,
+                meta_steps=800,
+                learning_rate=1e-3,
                 num_runs=4,
-                curriculum=Curriculum(start=10, increment=5, every=1000, maximum=20),
+                curriculum=Curriculum(start=10, increment=5, every=300, maximum=20),
             ),
-            validate_every=250,
+            validate_every=100,
             validate_tasks=2,
-            checkpoint_every=250,
+            checkpoint_every=100,
             evaluation=EvalSettings(num_tasks=3, query_size=2000, baselines=("sgd", "adam")),
         ),
     ),

@@ -35,6 +35,7 @@ class EvolveResult:
     best_score: float
     table: str
     wall_time: float
+    best_step: int = -1  # generation of the selected genome
 
 
 def evolve(
@@ -97,7 +98,11 @@ def evolve(
         )
 
     def validate(gen: int) -> None:
-        vcfg = dataclasses.replace(cfg, num_tasks=config.validate_tasks)
+        vcfg = dataclasses.replace(
+            cfg,
+            num_tasks=config.validate_tasks,
+            num_steps=config.validation_steps(ev.num_steps),
+        )
         mean = np.asarray(es.mean, np.float32)[None]
         scores = []
         for fam in validator.families:
@@ -117,6 +122,7 @@ def evolve(
             {
                 "step": gen,
                 "kind": "validation",
+                "T": vcfg.num_steps,
                 "meta_val_accuracy": score.tolist(),
                 "best_meta_val_accuracy": validator.best_score,
                 "improved": improved,
@@ -124,6 +130,8 @@ def evolve(
             },
         )
 
+    if start == 0 and end > 0:
+        validate(0)  # the initial mean competes too (genome.json then records generation 0)
     for gen in range(start, end):
         X = es.ask()
         aux = score_population(
@@ -180,6 +188,7 @@ def evolve(
             validator.best_score,
             "",
             timer.elapsed(),
+            validator.best_step,
         )
     if validator.best_run < 0:  # no validation happened (e.g. generations=0)
         validate(end)
@@ -188,4 +197,6 @@ def evolve(
     table = (
         runs.final_evaluation(config, best, run_dir) if evaluate and end == ev.generations else ""
     )
-    return EvolveResult(run_dir, best, validator.best_score, table, timer.elapsed())
+    return EvolveResult(
+        run_dir, best, validator.best_score, table, timer.elapsed(), validator.best_step
+    )

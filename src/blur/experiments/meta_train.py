@@ -35,6 +35,7 @@ class MetaTrainResult:
     table: str
     wall_time: float
     skipped: list[int]
+    best_step: int = -1  # meta-step of the selected genome (0: the initial genome won)
 
 
 def _unstack(genomes: Genome, R: int) -> list[Genome]:
@@ -96,8 +97,12 @@ def meta_train(
             },
         )
 
-    def validate(step: int, T: int) -> None:
-        cfg = dataclasses.replace(config.objective.objective(T), num_tasks=config.validate_tasks)
+    val_T = config.validation_steps(gs.curriculum.num_steps(max(gs.meta_steps - 1, 0)))
+
+    def validate(step: int) -> None:
+        cfg = dataclasses.replace(
+            config.objective.objective(val_T), num_tasks=config.validate_tasks
+        )
         scores = []
         for fam in validator.families:
             aux = gradient.evaluate_runs(
@@ -111,7 +116,7 @@ def meta_train(
             {
                 "step": step,
                 "kind": "validation",
-                "T": T,
+                "T": val_T,
                 "meta_val_accuracy": per_run.tolist(),
                 "best_meta_val_accuracy": validator.best_score,
                 "best_run": validator.best_run,
@@ -120,6 +125,10 @@ def meta_train(
             },
         )
 
+    if start == 0 and end > 0:
+        # Score the initial genome too, so best-of-N never returns a genome that validates
+        # worse than where meta-training started (genome.json then records step 0).
+        validate(0)
     for step in range(start, end):
         T = gs.curriculum.num_steps(step)
         cfg = config.objective.objective(T)
@@ -167,7 +176,7 @@ def meta_train(
             )
             bar.set_postfix(loss=f"{float(np.nanmean(np.asarray(m.loss))):.3f}", T=T)
         if done % config.validate_every == 0 or done == gs.meta_steps:
-            validate(done, T)
+            validate(done)
         if done % config.checkpoint_every == 0 or done == end:
             checkpoint(done)
     bar.close()
@@ -183,9 +192,10 @@ def meta_train(
             "",
             timer.elapsed(),
             np.asarray(state.skipped).tolist(),
+            validator.best_step,
         )
     if validator.best_run < 0:  # no validation happened (e.g. meta_steps=0)
-        validate(end, gs.curriculum.num_steps(max(end - 1, 0)))
+        validate(end)
         checkpoint(end)
     best = load_genome(run_dir / runs.GENOME)
     table = (
@@ -198,4 +208,5 @@ def meta_train(
         table,
         timer.elapsed(),
         np.asarray(state.skipped).tolist(),
+        validator.best_step,
     )

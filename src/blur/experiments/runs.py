@@ -72,7 +72,23 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 def initial_genome(config: RunConfig, num_layers: int, key: jax.Array) -> Genome:
     """The starting genome of a run (``genome_init``), per layer if the network asks for it."""
     L = num_layers if config.network.per_layer_genome else None
-    return init_genome(config.genome_init, key, config.network.num_states, L)
+    options: dict[str, Any] = {}
+    if config.genome_init == "delta":
+        options["feedback"] = config.network.feedback
+    rates = config.init_eta_tilde
+    if len(rates) == 1:
+        options["eta_tilde"] = rates[0]
+    elif len(rates) > 1:
+        if L is None or len(rates) != L:
+            raise ValueError(
+                f"init_eta_tilde has {len(rates)} values but the network has {num_layers} synapse"
+                " layers" + ("" if L is not None else " and a shared genome")
+                + ": give one value, or one per layer with network.per_layer_genome=True"
+            )
+        options["eta_tilde"] = rates
+    if config.init_scale is not None:
+        options["init_scale"] = config.init_scale
+    return init_genome(config.genome_init, key, config.network.num_states, L, **options)
 
 
 @dataclass
