@@ -21,7 +21,7 @@ import dataclasses
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal, get_args
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +31,8 @@ from jax.flatten_util import ravel_pytree
 from blur._pytree import pytree_dataclass
 
 # What feedback writes into output state 1 (blur.network.NetworkSpec.feedback).
-FEEDBACKS = ("label", "error", "softmax_error")
+Feedback = Literal["label", "error", "softmax_error"]
+FEEDBACKS: tuple[str, ...] = get_args(Feedback)
 
 SCHEMA = "blur.genome"
 SCHEMA_VERSION = 1
@@ -222,7 +223,7 @@ def delta_genome(
     *,
     eta_tilde: float | Sequence[float] = 10.0,
     init_scale: float | Sequence[float] = 1.0,
-    feedback: str = "label",
+    feedback: Feedback = "label",
 ) -> Genome:
     """An error-driven ("delta") variant of the near-backprop init (calibration.md, trap 1).
 

@@ -18,12 +18,11 @@ import jax.numpy as jnp
 
 from blur._pytree import pytree_dataclass
 from blur.activations import ACTIVATIONS
-from blur.genome import Genome, expected_shapes
+from blur.genome import FEEDBACKS, Feedback, Genome, expected_shapes
 
 BackwardUpdate = Literal["additive", "multiplicative", "multiplicative_second_state"]
 NeuronNorm = Literal["none", "forward", "backward", "both"]
 Stabiliser = Literal["oja", "normalize", "saturate"]
-Feedback = Literal["label", "error", "softmax_error"]
 HebbianReduce = Literal["sum", "mean"]
 
 
@@ -103,7 +102,7 @@ class NetworkSpec:
             _check_choice(name, getattr(self, name), tuple(ACTIVATIONS))
         _check_choice("backward_update", self.backward_update, get_args(BackwardUpdate))
         _check_choice("neuron_norm", self.neuron_norm, get_args(NeuronNorm))
-        _check_choice("feedback", self.feedback, get_args(Feedback))
+        _check_choice("feedback", self.feedback, FEEDBACKS)
         _check_choice("hebbian_reduce", self.hebbian_reduce, get_args(HebbianReduce))
         for s in self.synapse_stabiliser:
             _check_choice("synapse_stabiliser", s, get_args(Stabiliser))
