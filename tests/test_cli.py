@@ -109,6 +109,7 @@ def _check_run_folder(run_dir: Path, last_step: int) -> None:
     # every validation uses one horizon: the T the run ends with
     final_T = [r["T"] for r in records if r["kind"] == "train"][-1]
     assert {r["T"] for r in records if r["kind"] == "validation"} == {final_T}
+    assert all(r["scored_after"][-1] == final_T for r in records if r["kind"] == "validation")
     best = max((r for r in records if r["kind"] == "validation"),
                key=lambda r: max(r["meta_val_accuracy"]))
     saved = json.loads((run_dir / "genome.json").read_text())["metadata"]
@@ -129,12 +130,17 @@ def meta_train_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("cli") / "mt"
     out = io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
-        assert call(["meta-train", *META_TRAIN, "--run-dir", str(run_dir)]) == 0
+        assert call(["meta-train", *META_TRAIN, "--objective.score-steps", "1",
+                     "--run-dir", str(run_dir)]) == 0
     return run_dir, out.getvalue()
 
 
 def test_meta_train_end_to_end(meta_train_run):
     run_dir, out = meta_train_run
+    # --objective.score-steps reaches the objective: validation scores after step 1 and T=3
+    records = read_metrics(run_dir / "metrics.jsonl")
+    assert {tuple(r["scored_after"]) for r in records if r["kind"] == "validation"} == {(1, 3)}
+    assert config_from_json((run_dir / "config.json").read_text()).objective.score_steps == (1,)
     assert f"run folder: {run_dir}" in out
     assert "skipped updates per run: [0, 0]" in out
     assert re.search(r"best meta-validation accuracy [\d.]+% \(meta-step \d+\)", out)

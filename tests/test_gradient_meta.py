@@ -80,6 +80,27 @@ def test_make_optimizer_clips_then_adam():
     assert int(adam_state.count) == 1
 
 
+def test_make_optimizer_scale_by_parameter_gives_relative_steps():
+    """Each field's Adam step is multiplied by its RMS, floored at 1: a Hebbian rate of 200
+    moves 200x further than with plain Adam; an O(1) or zero field moves as before."""
+    params = {
+        "eta_tilde": jnp.array([200.0, 100.0, 50.0]),
+        "nu": jnp.full((2, 2), 0.5),
+        "shift": jnp.zeros(2),
+    }
+    grads = jax.tree_util.tree_map(jnp.ones_like, params)
+    plain = gradient.make_optimizer(0.1, 1e6)
+    scaled = gradient.make_optimizer(0.1, 1e6, True)
+    assert scaled is not plain
+    u_plain, _ = plain.update(grads, plain.init(params), params)
+    u_scaled, _ = scaled.update(grads, scaled.init(params), params)
+    rms = float(np.sqrt(np.mean(np.array([200.0, 100.0, 50.0]) ** 2)))
+    np.testing.assert_allclose(u_plain["eta_tilde"], [-0.1] * 3, rtol=1e-5)
+    np.testing.assert_allclose(u_scaled["eta_tilde"], [-0.1 * rms] * 3, rtol=1e-5)
+    for name in ("nu", "shift"):
+        np.testing.assert_allclose(u_scaled[name], u_plain[name], rtol=1e-6)
+
+
 def test_make_optimizer_is_cached_for_jit_reuse():
     """Equal settings give the same object, so meta_step (optimizer static) compiles once."""
     assert gradient.make_optimizer(0.01, 10.0) is OPT

@@ -66,24 +66,31 @@ def l2(logits, y):
     return jnp.mean(jnp.sum((logits - target) ** 2, axis=-1))
 
 
-def reference_episode(lr, params, support, query, loss):
-    """T SGD steps on the support batches, then (query loss, query acc, last-batch train acc)."""
+def reference_episode(lr, params, support, query, loss, points):
+    """T SGD steps on the support batches; (query loss, query acc) averaged over the scoring
+    points (numbers of steps taken), and the last batch's train acc."""
     train_acc = 0.0
+    x_q = query.x.reshape(-1, query.x.shape[-1])
+    y_q = query.y.reshape(-1)
+    values, accs = [], []
     for t in range(support.x.shape[0]):
         x, y = support.x[t], support.y[t]
         train_acc = jnp.mean(jnp.argmax(mlp_logits(params, x), -1) == y)
         grads = jax.grad(lambda p, x=x, y=y: ce(mlp_logits(p, x), y))(params)
         params = jax.tree_util.tree_map(lambda p, g: p - lr * g, params, grads)
-    x = query.x.reshape(-1, query.x.shape[-1])
-    y = query.y.reshape(-1)
-    logits = mlp_logits(params, x)
-    value = ce(logits, y) if loss == "cross_entropy" else l2(logits, y)
-    return value, jnp.mean(jnp.argmax(logits, -1) == y), train_acc
+        if t + 1 in points:
+            logits = mlp_logits(params, x_q)
+            values.append(ce(logits, y_q) if loss == "cross_entropy" else l2(logits, y_q))
+            accs.append(jnp.mean(jnp.argmax(logits, -1) == y_q))
+    return jnp.mean(jnp.stack(values)), jnp.mean(jnp.stack(accs)), train_acc
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def reference(lr, key, cfg):
-    """Per (task, replica) results, each [N, R], with the key splitting of meta_objective."""
+@functools.partial(jax.jit, static_argnames=("cfg", "points"))
+def reference(lr, key, cfg, points=None):
+    """Per (task, replica) results, each [N, R], with the key splitting of meta_objective.
+
+    ``points``: the step counts after which the query is scored (default: T only)."""
+    points = points or (cfg.num_steps,)
     task_keys, init_keys = jax.random.split(key)
     task_keys = jax.random.split(task_keys, cfg.num_tasks)
     init_keys = jax.random.split(init_keys, (cfg.num_tasks, cfg.num_replicas))
@@ -96,7 +103,7 @@ def reference(lr, key, cfg):
             # the initial weights: the replica's U(-1, 1) synapses, channel 0, bias row last
             state = blur.init_state(k, GENOME, SPEC, cfg.batch_size)
             params = [(w[:-1, :, 0], w[-1, :, 0]) for w in state.w_fwd]
-            return reference_episode(lr, params, ep.support, ep.query, cfg.loss)
+            return reference_episode(lr, params, ep.support, ep.query, cfg.loss, points)
 
         return jax.vmap(one_replica)(keys)
 
@@ -107,8 +114,10 @@ def reference(lr, key, cfg):
 # ---------------------------------------------------------------------------------- tests
 
 
-def _check_against_reference(value, aux, cfg):
-    losses, accs, train_accs = (np.asarray(a, np.float64) for a in reference(LR, KEY, cfg))
+def _check_against_reference(value, aux, cfg, points=None):
+    losses, accs, train_accs = (
+        np.asarray(a, np.float64) for a in reference(LR, KEY, cfg, points)
+    )
     assert losses.shape == (cfg.num_tasks, cfg.num_replicas) == (3, 2)
     np.testing.assert_allclose(float(value), losses.mean(), rtol=2e-5)
     np.testing.assert_allclose(float(aux.loss), losses.mean(), rtol=2e-5)
@@ -119,7 +128,7 @@ def _check_against_reference(value, aux, cfg):
     # split, a missing replica or task axis, or scoring one episode only would not match
     assert np.ptp(losses[:, 0]) > 1e-3 and np.ptp(losses[0, :]) > 1e-3
     # the query is scored after the T steps: an untrained network (lr 0) scores worse
-    untrained = np.asarray(reference(0.0, KEY, cfg)[0], np.float64).mean()
+    untrained = np.asarray(reference(0.0, KEY, cfg, points)[0], np.float64).mean()
     assert untrained > losses.mean() + 0.01
 
 
@@ -134,6 +143,18 @@ def test_backprop_genome_l2_objective_equals_sgd_mlp():
     _check_against_reference(value, aux, cfg)
     (ce_value, _), _ = objective_and_grad(GENOME, KEY)
     assert abs(float(value) - float(ce_value)) > 1e-2  # the option changes the loss
+
+
+def test_scoring_at_several_steps_averages_the_query_scores_after_each():
+    """score_steps=(1, 2, 9) with T=4 scores after steps 1, 2 and 4 (9 >= T is ignored)."""
+    cfg = ObjectiveConfig(**{**CFG.__dict__, "score_steps": (9, 2, 1)})
+    assert cfg.score_points() == (1, 2, 4)
+    value, aux = objective(GENOME, KEY, cfg)
+    _check_against_reference(value, aux, cfg, points=(1, 2, 4))
+    # and it is not the final-T score alone
+    (final_only, final_aux), _ = objective_and_grad(GENOME, KEY)
+    assert float(value) > float(final_only) + 1e-2
+    assert float(aux.accuracy) != float(final_aux.accuracy)
 
 
 def test_meta_gradient_matches_gradient_through_sgd():
@@ -174,6 +195,9 @@ def test_objective_config_validation():
         ObjectiveConfig(batch_size=2.5)
     with pytest.raises(ValueError, match="loss"):
         ObjectiveConfig(loss="mse")
+    with pytest.raises(ValueError, match="score_steps"):
+        ObjectiveConfig(score_steps=(5, 0))
+    assert ObjectiveConfig(num_steps=10, score_steps=(10, 15, 5)).score_points() == (5, 10)
 
 
 def test_check_compatible():

@@ -68,7 +68,15 @@ class TaskConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ObjectiveSettings:
-    """Meta-objective settings; T comes from the curriculum (gradient) or ``cma.num_steps``."""
+    """Meta-objective settings; T comes from the curriculum (gradient) or ``cma.num_steps``.
+
+    The fields are those of :class:`blur.outer.objective.ObjectiveConfig`.
+
+    Attributes:
+      score_steps: inner steps before T after which the query is also scored; loss and
+        accuracy (validation's too) are the means over these points and T. Points >= T are
+        skipped, so one setting serves the whole curriculum. Empty: score after T only.
+    """
 
     batch_size: int = 128
     num_query_batches: int = 1
@@ -77,6 +85,7 @@ class ObjectiveSettings:
     num_replicas: int = 1
     loss: Literal["cross_entropy", "l2"] = "cross_entropy"
     remat: bool = False
+    score_steps: tuple[int, ...] = ()
 
     def objective(self, num_steps: int) -> ObjectiveConfig:
         return ObjectiveConfig(num_steps=num_steps, **dataclasses.asdict(self))
@@ -84,11 +93,19 @@ class ObjectiveSettings:
 
 @dataclasses.dataclass(frozen=True)
 class GradientSettings:
-    """Gradient meta-training (paper App. C.1): Adam 5e-4, clip 10, best of N runs."""
+    """Gradient meta-training (paper App. C.1): Adam 5e-4, clip 10, best of N runs.
+
+    Attributes:
+      scale_by_parameter: multiply each genome field's Adam step by the field's RMS (at
+        least 1), so large fields such as the fan-in-scaled Hebbian rate move as fast,
+        relatively, as the O(1) matrices (blur.outer.gradient.make_optimizer). Off in the
+        paper's setting.
+    """
 
     meta_steps: int = 1000
     learning_rate: float = 5e-4
     clip_norm: float = 10.0
+    scale_by_parameter: bool = False
     num_runs: int = 8
     curriculum: Curriculum = Curriculum()
 
@@ -189,7 +206,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " meta-validation on 28x28 MNIST and Fashion-MNIST test splits. Output state 1 gets"
         " one-hot - softmax(prediction); a per-layer genome starts from the delta init with"
         " He-scale synapses and rates 200/100/50 (it already trains a fresh net before"
-        " meta-training); Adam 1e-3, T = 10 -> 20.",
+        " meta-training); Adam 1e-3, T = 10 -> 20, the query scored after step 10 and after T.",
         RunConfig(
             preset="mnist10",
             init_eta_tilde=(200.0, 100.0, 50.0),
@@ -205,15 +222,18 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
                 train=("mnist?resolution=10", "mnist:0-4?resolution=10", "mnist:5-9?resolution=10"),
                 validate=("mnist?split=test", "fashion_mnist?split=test"),
             ),
-            objective=ObjectiveSettings(batch_size=128, num_tasks=3, query_batch_size=256),
+            objective=ObjectiveSettings(
+                batch_size=128, num_tasks=3, query_batch_size=256, score_steps=(10,)
+            ),
             gradient=GradientSettings(
                 meta_steps=800,
                 learning_rate=1e-3,
+                scale_by_parameter=True,
                 num_runs=4,
                 curriculum=Curriculum(start=10, increment=5, every=300, maximum=20),
             ),
             validate_every=100,
-            validate_tasks=2,
+            validate_tasks=4,
             checkpoint_every=100,
             evaluation=EvalSettings(num_tasks=3, query_size=2000, baselines=("sgd", "adam")),
         ),

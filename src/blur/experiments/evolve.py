@@ -123,6 +123,7 @@ def evolve(
                 "step": gen,
                 "kind": "validation",
                 "T": vcfg.num_steps,
+                "scored_after": list(vcfg.score_points()),
                 "meta_val_accuracy": score.tolist(),
                 "best_meta_val_accuracy": validator.best_score,
                 "improved": improved,

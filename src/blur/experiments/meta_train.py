@@ -66,7 +66,7 @@ def meta_train(
     R = gs.num_runs
     genome0 = runs.initial_genome(config, spec.num_layers, jax.random.fold_in(key, 0))
     genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * R), genome0)
-    optimizer = gradient.make_optimizer(gs.learning_rate, gs.clip_norm)
+    optimizer = gradient.make_optimizer(gs.learning_rate, gs.clip_norm, gs.scale_by_parameter)
     state = gradient.init(genomes, optimizer)
     start, timer = 0, runs.Timer()
     if resume:
@@ -117,6 +117,7 @@ def meta_train(
                 "step": step,
                 "kind": "validation",
                 "T": val_T,
+                "scored_after": list(cfg.score_points()),
                 "meta_val_accuracy": per_run.tolist(),
                 "best_meta_val_accuracy": validator.best_score,
                 "best_run": validator.best_run,

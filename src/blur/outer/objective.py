@@ -41,6 +41,11 @@ class ObjectiveConfig:
       loss: ``cross_entropy`` on output state 0 (paper) or ``l2`` of state 0 against the
         ±1 one-hot labels (reference code).
       remat: ``jax.checkpoint`` each inner step (memory O(1) in T for meta-gradients).
+      score_steps: inner steps before T at which the same query batches are also scored; the
+        loss and accuracy are then means over these points and T (see :meth:`score_points`).
+        Empty (the default): score after the T-th step only. Points >= T are ignored, so one
+        setting serves every T of a curriculum. Scoring at an early step as well as at T asks
+        the rule to learn fast without collapsing after its first horizon.
     """
 
     num_steps: int = 10
@@ -51,6 +56,7 @@ class ObjectiveConfig:
     num_replicas: int = 1
     loss: MetaLoss = "cross_entropy"
     remat: bool = False
+    score_steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for name in ("num_steps", "batch_size", "num_query_batches", "num_tasks", "num_replicas"):
@@ -61,6 +67,16 @@ class ObjectiveConfig:
             raise ValueError(
                 f"ObjectiveConfig.loss={self.loss!r}; choose 'cross_entropy' or 'l2'"
             )
+        bad = [s for s in self.score_steps if not isinstance(s, int) or s < 1]
+        if bad:
+            raise ValueError(
+                f"ObjectiveConfig.score_steps={self.score_steps!r} holds {bad}; every scoring "
+                "point must be a positive number of inner steps"
+            )
+
+    def score_points(self) -> tuple[int, ...]:
+        """Sorted inner steps after which the query is scored: ``score_steps`` below T, and T."""
+        return (*sorted({s for s in self.score_steps if s < self.num_steps}), self.num_steps)
 
 
 @pytree_dataclass
@@ -69,7 +85,7 @@ class ObjectiveAux:
 
     Attributes:
       loss: [] the meta-loss (also returned first).
-      accuracy: [] query accuracy after the unroll.
+      accuracy: [] query accuracy after the unroll (mean over ``cfg.score_points()``).
       train_accuracy: [] accuracy on the last support batch, before its update.
       finite: [] bool, every inner loop stayed finite.
     """
@@ -106,17 +122,29 @@ def episode_loss(
     genome: Genome, spec: NetworkSpec, episode_support: Batch, query: Batch, key: jax.Array,
     cfg: ObjectiveConfig,
 ) -> tuple[jax.Array, ObjectiveAux]:
-    """Loss of one replica on one episode: fresh synapses, T steps, query scores."""
+    """Loss of one replica on one episode: fresh synapses, T steps, query scores.
+
+    The unroll runs in segments ending at each of ``cfg.score_points()`` (one ``lax.scan``
+    each); the query is scored at the end of every segment and loss and accuracy are averaged.
+    """
     state = init_state(key, genome, spec, cfg.batch_size)
-    state, metrics = unroll(genome, spec, state, episode_support, remat=cfg.remat)
-    logits = jax.vmap(lambda x: predict(genome, spec, state, x))(query.x)
-    logits = logits.reshape(-1, logits.shape[-1])
     y = query.y.reshape(-1)
-    loss = query_loss(logits, y, cfg.loss)
-    finite = state_is_finite(state) & jnp.all(jnp.isfinite(logits))
+    losses, accuracies, finite = [], [], jnp.array(True)
+    start = 0
+    for stop in cfg.score_points():
+        segment = jax.tree_util.tree_map(lambda a, i=start, j=stop: a[i:j], episode_support)
+        state, metrics = unroll(genome, spec, state, segment, remat=cfg.remat)
+        logits = jax.vmap(lambda x, s=state: predict(genome, spec, s, x))(query.x)
+        logits = logits.reshape(-1, logits.shape[-1])
+        losses.append(query_loss(logits, y, cfg.loss))
+        accuracies.append(accuracy(logits, y))
+        finite = finite & jnp.all(jnp.isfinite(logits))
+        start = stop
+    loss = jnp.mean(jnp.stack(losses))
+    finite = finite & state_is_finite(state)
     aux = ObjectiveAux(
         loss=loss,
-        accuracy=accuracy(logits, y),
+        accuracy=jnp.mean(jnp.stack(accuracies)),
         train_accuracy=metrics.accuracy[-1],
         finite=finite,
     )
