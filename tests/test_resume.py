@@ -112,6 +112,28 @@ def test_meta_train_stop_and_resume_is_identical(tmp_path, uninterrupted_meta_tr
     assert_same_run(uninterrupted_meta_train, tmp_path / "run")
 
 
+def test_meta_train_resume_is_identical_with_the_mnist10_objective_and_optimizer(
+    tmp_path, uninterrupted_meta_train
+):
+    """The settings the mnist10 preset adds (query also scored after an early step; Adam steps
+    scaled by each field's RMS) resume exactly too, and they change the run."""
+    args = [*META_TRAIN, "--objective.score-steps", "2", "--gradient.scale-by-parameter"]
+    whole = tmp_path / "whole"
+    cfg = run_config(args, whole)
+    assert cfg.objective.score_steps == (2,) and cfg.gradient.scale_by_parameter
+    assert meta_train(cfg, evaluate=False).skipped == [0, 0]
+    cut = run_config(args, tmp_path / "cut")
+    meta_train(cut, stop_after=4, evaluate=False)
+    meta_train(cut, resume=True, evaluate=False)
+    assert_same_run(whole, tmp_path / "cut")
+    # the final genomes (checkpoint leaves) differ from those of the plain configuration
+    with np.load(whole / "checkpoint.npz") as a, np.load(
+        uninterrupted_meta_train / "checkpoint.npz"
+    ) as b:
+        leaves = [n for n in a.files if n.startswith("leaf_")]
+        assert any(a[n].shape == b[n].shape and not np.array_equal(a[n], b[n]) for n in leaves)
+
+
 def test_meta_train_resume_reuses_the_compiled_meta_step(tmp_path, uninterrupted_meta_train):
     """The same configuration in the same process does not compile meta_step again."""
     size = gradient.meta_step._cache_size()

@@ -60,10 +60,10 @@ def make_optimizer(
 
     ``scale_by_parameter`` multiplies each field's Adam step by the field's root-mean-square,
     floored at 1 (``optax.scale_by_param_block_rms``, Adafactor's relative step). Adam moves
-    every parameter by about ``learning_rate`` per step whatever its size, so a fan-in-scaled
-    Hebbian rate ``eta_tilde`` of ~100 otherwise changes by well under 1% in a thousand
-    meta-steps while the O(1) matrices move freely; with the scaling both move at about the
-    same relative speed. Fields of size <= 1 get the plain Adam step.
+    every parameter by at most about ``learning_rate`` per step whatever its size, so a
+    fan-in-scaled Hebbian rate ``eta_tilde`` of ~100 otherwise changes by at most ~1% in a
+    thousand meta-steps at 1e-3 while the O(1) matrices move freely; with the scaling both
+    move at about the same relative speed. Fields of size <= 1 get the plain Adam step.
 
     Cached: equal arguments return the same object. ``meta_step`` takes the optimizer as a
     static (hashed) argument, and a fresh optax chain hashes differently, so without the cache
