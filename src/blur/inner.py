@@ -131,6 +131,14 @@ def unroll_jit(
     return unroll(genome, spec, state, batches, remat=remat)
 
 
+def query_logits(
+    genome: Genome, spec: NetworkSpec, state: NetworkState, x: jax.Array
+) -> jax.Array:
+    """:func:`predict` over query batches x [Q, Bq, n_0], flattened to logits [Q * Bq, n_L]."""
+    logits = jax.vmap(lambda xb: predict(genome, spec, state, xb))(x)  # [Q, Bq, n_L]
+    return logits.reshape(-1, logits.shape[-1])
+
+
 def evaluate(
     genome: Genome, spec: NetworkSpec, state: NetworkState, query: Batch
 ) -> tuple[jax.Array, jax.Array]:
@@ -139,7 +147,6 @@ def evaluate(
     Returns:
       (loss [], accuracy []).
     """
-    logits = jax.vmap(lambda x: predict(genome, spec, state, x))(query.x)  # [Q, Bq, C]
-    logits = logits.reshape(-1, logits.shape[-1])
+    logits = query_logits(genome, spec, state, query.x)
     y = query.y.reshape(-1)
     return cross_entropy(logits, y), accuracy(logits, y)

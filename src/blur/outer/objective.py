@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from blur._pytree import pytree_dataclass
 from blur.genome import Genome
-from blur.inner import accuracy, cross_entropy, predict, state_is_finite, unroll
+from blur.inner import accuracy, cross_entropy, query_logits, state_is_finite, unroll
 from blur.network import NetworkSpec, init_state
 from blur.tasks.base import Batch, TaskFamily
 
@@ -134,8 +134,7 @@ def episode_loss(
     for stop in cfg.score_points():
         segment = jax.tree_util.tree_map(lambda a, i=start, j=stop: a[i:j], episode_support)
         state, metrics = unroll(genome, spec, state, segment, remat=cfg.remat)
-        logits = jax.vmap(lambda x, s=state: predict(genome, spec, s, x))(query.x)
-        logits = logits.reshape(-1, logits.shape[-1])
+        logits = query_logits(genome, spec, state, query.x)
         losses.append(query_loss(logits, y, cfg.loss))
         accuracies.append(accuracy(logits, y))
         finite = finite & jnp.all(jnp.isfinite(logits))
