@@ -19,11 +19,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from test_resume import EVOLVE, META_TRAIN, cached_ravel
+from run_helpers import EVOLVE, META_TRAIN
 
 import blur
 from blur.cli.main import main
-from blur.experiments import evolve as evolve_module
 from blur.experiments.config import config_from_json, config_to_json, get_preset
 from blur.io.genome_file import load_genome
 from blur.io.metrics import read_metrics
@@ -197,7 +196,6 @@ def test_plot_end_to_end(meta_train_run, capsys):
 
 
 def test_evolve_end_to_end(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(evolve_module, "ravel_genome", cached_ravel)
     run_dir = tmp_path / "ev"
     assert call(["evolve", *EVOLVE, "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out

@@ -15,10 +15,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from test_resume import EVOLVE, META_TRAIN, cached_ravel, run_config
+from run_helpers import EVOLVE, META_TRAIN, run_config
 
 import blur
-from blur.experiments import evolve as evolve_module
 from blur.experiments import runs
 from blur.experiments.evolve import evolve
 from blur.experiments.meta_train import meta_train
@@ -164,7 +163,6 @@ def test_meta_train_resume_restores_zero_best_score(tmp_path, diverging_start):
 
 
 def test_evolve_logs_diverged_genomes(tmp_path, caplog, diverging_start, monkeypatch):
-    monkeypatch.setattr(evolve_module, "ravel_genome", cached_ravel)
     caplog.set_level(logging.WARNING, logger="blur")
     evolve(run_config(EVOLVE, tmp_path / "run"), evaluate=False)
     warnings = [r.getMessage() for r in caplog.records if "diverged" in r.getMessage()]
@@ -213,7 +211,6 @@ def test_resume_refuses_corrupt_checkpoint(stopped_run, corrupt, message):
 
 
 def test_evolve_resume_refuses_tampered_history(tmp_path, monkeypatch):
-    monkeypatch.setattr(evolve_module, "ravel_genome", cached_ravel)
     cfg = run_config(EVOLVE, tmp_path / "run")
     evolve(cfg, stop_after=2, evaluate=False)
     path = tmp_path / "run" / "checkpoint.npz"

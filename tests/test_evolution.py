@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,8 +11,7 @@ import pytest
 
 import blur
 from blur.experiments.config import (
-    NetworkConfig,
-    ObjectiveSettings,
+    PAPER_NETWORK,
     TaskConfig,
     build_train_family,
 )
@@ -21,7 +22,7 @@ from blur.outer.evolution import (
     fitness_from_aux,
     score_population,
 )
-from blur.outer.objective import ObjectiveAux, meta_objective
+from blur.outer.objective import ObjectiveAux, ObjectiveConfig, meta_objective
 
 
 def run(es: CMAES, f, max_generations: int = 3000, until_stop: bool = True) -> int:
@@ -268,8 +269,8 @@ def test_fitness_from_aux():
 # ----------------------------------------------------------------- population scoring
 
 FAMILY = build_train_family(TaskConfig(train=("xor", "and")))
-SPEC = NetworkConfig(hidden=(8,)).spec_for(FAMILY)
-CFG = ObjectiveSettings(batch_size=32, num_tasks=2).objective(3)
+SPEC = dataclasses.replace(PAPER_NETWORK, hidden=(8,)).spec_for(FAMILY)
+CFG = ObjectiveConfig(num_steps=3, batch_size=32, num_tasks=2)
 
 
 def test_score_population_equals_looped_meta_objective():

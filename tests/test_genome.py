@@ -199,7 +199,7 @@ def test_dict_round_trip_through_json_is_exact(L: int | None) -> None:
     g = blur.random_genome(jax.random.key(4), 3, L)
     g = g.replace(eta_tilde=g.eta_tilde * 0 + np.float32(1 / 3), alpha=g.alpha * 0 + 1e-30)
     d = blur.genome_to_dict(g)
-    assert d["schema"] == "blur.genome" and d["schema_version"] == 1
+    assert d["schema"] == "blur.genome" and d["schema_version"] == 2
     assert d["num_states"] == 3 and d["num_layers"] == L
     text = json.dumps(d)
     back = blur.genome_from_dict(json.loads(text))
@@ -237,7 +237,7 @@ def _delete(*path: str) -> Callable[[dict], None]:
 BAD_DICTS: dict[str, tuple[Callable[[dict], None], str]] = {
     "wrong_schema": (_set(("schema",), "blur.network"), "schema"),
     "no_schema": (_delete("schema"), "schema"),
-    "wrong_version": (_set(("schema_version",), 2), "schema_version"),
+    "wrong_version": (_set(("schema_version",), 3), "schema_version"),
     "version_string": (_set(("schema_version",), "1"), "schema_version"),
     "bad_num_states": (_set(("num_states",), 0), "num_states"),
     "bool_num_states": (_set(("num_states",), True), "num_states"),

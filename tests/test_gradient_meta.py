@@ -7,6 +7,8 @@ builds for the tiny run configuration used in test_resume.py / test_cli.py, so t
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -15,18 +17,17 @@ import pytest
 
 import blur
 from blur.experiments.config import (
-    NetworkConfig,
-    ObjectiveSettings,
+    PAPER_NETWORK,
     TaskConfig,
     build_train_family,
 )
 from blur.outer import gradient
 from blur.outer.gradient import Curriculum
-from blur.outer.objective import meta_objective
+from blur.outer.objective import ObjectiveConfig, meta_objective, score_genomes
 
 FAMILY = build_train_family(TaskConfig(train=("xor", "and")))
-SPEC = NetworkConfig(hidden=(8,)).spec_for(FAMILY)
-CFG = ObjectiveSettings(batch_size=32, num_tasks=2).objective(3)
+SPEC = dataclasses.replace(PAPER_NETWORK, hidden=(8,)).spec_for(FAMILY)
+CFG = ObjectiveConfig(num_steps=3, batch_size=32, num_tasks=2)
 LR = 0.01
 OPT = gradient.make_optimizer(LR, 10.0)
 
@@ -123,7 +124,7 @@ def test_meta_steps_lower_the_meta_loss():
     """30 Adam steps on xor/and lower the meta-loss on FIXED evaluation tasks clearly."""
     eval_key = jax.random.key(1234)
     state = gradient.init(two_runs(), OPT)
-    before = gradient.evaluate_runs(state.genomes, eval_key, spec=SPEC, family=FAMILY, cfg=CFG)
+    before = score_genomes(state.genomes, eval_key, spec=SPEC, family=FAMILY, cfg=CFG)
     train_key = jax.random.key(7)
     losses = []
     for i in range(30):
@@ -132,7 +133,7 @@ def test_meta_steps_lower_the_meta_loss():
         losses.append(np.asarray(m.loss))
         assert np.all(np.isfinite(np.asarray(m.grad_norm)))
         assert not np.any(np.asarray(m.skipped))
-    after = gradient.evaluate_runs(state.genomes, eval_key, spec=SPEC, family=FAMILY, cfg=CFG)
+    after = score_genomes(state.genomes, eval_key, spec=SPEC, family=FAMILY, cfg=CFG)
     before_loss, after_loss = np.asarray(before.loss), np.asarray(after.loss)
     assert np.all(np.isfinite(after_loss))
     # both runs improve by at least 15% (measured: ~28% and ~40%)
@@ -190,16 +191,16 @@ def test_vmapped_update_equals_runs_one_at_a_time():
     assert moved > 0.01
 
 
-def test_evaluate_runs_uses_a_common_key():
+def test_score_genomes_uses_a_common_key():
     """Each run is scored on the same tasks: two identical genomes get identical scores, equal
     to the objective of that genome at that key."""
     g = blur.delta_genome(2)
     key = jax.random.key(5)
-    aux = gradient.evaluate_runs(blur.stack_layers([g, g]), key, spec=SPEC, family=FAMILY,
+    aux = score_genomes(blur.stack_layers([g, g]), key, spec=SPEC, family=FAMILY,
                                  cfg=CFG)
     assert float(aux.loss[0]) == float(aux.loss[1])
     loss = one_run_update(g, OPT.init(g), key)[2]  # the loss before the update
     np.testing.assert_allclose(aux.loss[0], loss, rtol=1e-5)
-    other = gradient.evaluate_runs(blur.stack_layers([g, g]), jax.random.key(6), spec=SPEC,
+    other = score_genomes(blur.stack_layers([g, g]), jax.random.key(6), spec=SPEC,
                                    family=FAMILY, cfg=CFG)
     assert abs(float(other.loss[0]) - float(aux.loss[0])) > 1e-4

@@ -81,7 +81,7 @@ def test_mnist10_initial_genome_trains_like_tuned_sgd(require_dataset):
 
     import jax.numpy as jnp
 
-    from blur.experiments.evaluate import evaluate_family
+    from blur.experiments.evaluation import Contender, evaluate
     from blur.experiments.runs import initial_genome
 
     require_dataset("mnist")
@@ -96,11 +96,11 @@ def test_mnist10_initial_genome_trains_like_tuned_sgd(require_dataset):
     assert float(genome.init_scale[0]) == pytest.approx(6.0**0.5)
 
     def step10(g):  # noqa: ANN001, ANN202
-        res = evaluate_family(
-            g, spec, family, jax.random.PRNGKey(0), num_steps=10, num_tasks=3,
-            batch_size=128, query_size=2000, baselines=(),
+        (res,) = evaluate(
+            [Contender("g", g, config.network)], [family], jax.random.PRNGKey(0), num_steps=10,
+            num_tasks=3, batch_size=128, query_size=2000, baselines=(),
         )
-        return res["blur"][10]
+        return float(res.genomes["g"][:, 10].mean())
 
     blur10 = step10(genome)
     assert blur10 > 0.6, blur10
@@ -117,7 +117,7 @@ def test_mnist10_initial_genome_trains_like_tuned_sgd(require_dataset):
 def test_initial_genome_takes_the_config_rates_scale_and_feedback():
     import dataclasses
 
-    from blur.experiments.config import NetworkConfig, RunConfig
+    from blur.experiments.config import PAPER_NETWORK, RunConfig
     from blur.experiments.runs import initial_genome
 
     key = jax.random.PRNGKey(0)
@@ -127,7 +127,7 @@ def test_initial_genome_takes_the_config_rates_scale_and_feedback():
     assert float(g.init_scale) == 0.5
     per_layer = RunConfig(
         init_eta_tilde=(3.0, 4.0),
-        network=NetworkConfig(per_layer_genome=True, feedback="error"),
+        network=dataclasses.replace(PAPER_NETWORK, per_layer_genome=True, feedback="error"),
     )
     g = initial_genome(per_layer, 2, key)
     assert g.eta_tilde.tolist() == [3.0, 4.0]

@@ -14,76 +14,17 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-import jax
 import numpy as np
 import pytest
-import tyro
-from jax.flatten_util import ravel_pytree
+from run_helpers import BLUR, EVOLVE, META_TRAIN, assert_same_run, run_config
 
-from blur.experiments import evolve as evolve_module
-from blur.experiments.config import RunConfig, get_preset
 from blur.experiments.evolve import evolve
 from blur.experiments.meta_train import meta_train
-from blur.io.checkpoint import load_meta
 from blur.io.metrics import read_metrics
 from blur.outer import gradient
-
-BLUR = str(Path(sys.executable).with_name("blur"))
-
-COMMON = [
-    "--preset", "toy2d", "--seed", "3",
-    "--objective.num-tasks", "2", "--objective.batch-size", "32", "--network.hidden", "8",
-    "--tasks.train", "xor", "and", "--tasks.validate", "pie", "--validate-tasks", "2",
-    "--evaluation.num-tasks", "2", "--evaluation.report-steps", "2",
-    "--evaluation.batch-size", "32", "--evaluation.query-size", "64", "--log-every", "1",
-]
-META_TRAIN = COMMON + [
-    "--gradient.meta-steps", "12", "--checkpoint-every", "3", "--validate-every", "6",
-    "--gradient.num-runs", "2", "--gradient.learning-rate", "0.01",
-    "--gradient.curriculum.start", "3", "--gradient.curriculum.maximum", "3",
-]
-EVOLVE = COMMON + [
-    "--evolution.generations", "8", "--evolution.cma.popsize", "6",
-    "--evolution.num-steps", "3", "--checkpoint-every", "2", "--validate-every", "4",
-]
-
-
-def run_config(args: list[str], run_dir: Path) -> RunConfig:
-    """The RunConfig the CLI builds from ``args`` (same parser: tyro over the preset)."""
-    rest = [a for a in args if a not in ("--preset", "toy2d")]
-    return tyro.cli(RunConfig, default=get_preset("toy2d"), args=[*rest, "--run-dir",
-                                                                     str(run_dir)])
-
-
-def _strip(record: dict) -> dict:
-    return {k: v for k, v in record.items() if k != "wall_time"}
-
-
-def assert_same_run(a: Path, b: Path) -> None:
-    """Exact equality of everything a run leaves behind (wall-clock fields excepted)."""
-    assert (a / "genome.json").read_bytes() == (b / "genome.json").read_bytes()
-    with np.load(a / "checkpoint.npz") as da, np.load(b / "checkpoint.npz") as db:
-        assert sorted(da.files) == sorted(db.files)
-        assert sum(n.startswith("leaf_") for n in da.files) > 0
-        for name in da.files:
-            if name == "meta_json":  # the embedded metadata (holds the wall time)
-                continue
-            assert da[name].dtype == db[name].dtype, name
-            np.testing.assert_array_equal(da[name], db[name], err_msg=name)
-    assert _strip(load_meta(a / "checkpoint.npz")) == _strip(load_meta(b / "checkpoint.npz"))
-    side_a = json.loads((a / "checkpoint.npz.json").read_text())
-    side_b = json.loads((b / "checkpoint.npz.json").read_text())
-    assert _strip(side_a) == _strip(side_b)
-    ma = [_strip(r) for r in read_metrics(a / "metrics.jsonl")]
-    mb = [_strip(r) for r in read_metrics(b / "metrics.jsonl")]
-    assert ma == mb
-    assert json.loads((a / "config.json").read_text())["seed"] == json.loads(
-        (b / "config.json").read_text())["seed"]
-
 
 # --------------------------------------------------------------------- in-process (fast)
 
@@ -144,36 +85,19 @@ def test_meta_train_resume_reuses_the_compiled_meta_step(tmp_path, uninterrupted
     assert gradient.meta_step._cache_size() == size
 
 
-_UNRAVEL: dict = {}
-
-
-def cached_ravel(genome):
-    """ravel_genome with one unravel function per genome structure, so that the jitted
-    score_population (unravel is a static argument) compiles once across evolve() calls."""
-    flat, unravel = ravel_pytree(genome)
-    leaves, treedef = jax.tree_util.tree_flatten(genome)
-    key = (treedef, tuple((x.shape, str(x.dtype)) for x in leaves))
-    return flat, _UNRAVEL.setdefault(key, unravel)
-
-
-@pytest.fixture
-def shared_unravel(monkeypatch):
-    monkeypatch.setattr(evolve_module, "ravel_genome", cached_ravel)
 
 
 @pytest.fixture(scope="module")
 def uninterrupted_evolve(tmp_path_factory) -> Path:
     run_dir = tmp_path_factory.mktemp("ev") / "uninterrupted"
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(evolve_module, "ravel_genome", cached_ravel)
-        evolve(run_config(EVOLVE, run_dir), evaluate=False)
+    evolve(run_config(EVOLVE, run_dir), evaluate=False)
     meta = json.loads((run_dir / "checkpoint.npz.json").read_text())
     assert meta["step"] == 8 and meta["popsizes"] == [6] * 8
     return run_dir
 
 
 @pytest.mark.parametrize("stop", [2, 3, 4])
-def test_evolve_stop_and_resume_is_identical(tmp_path, uninterrupted_evolve, shared_unravel,
+def test_evolve_stop_and_resume_is_identical(tmp_path, uninterrupted_evolve,
                                              stop):
     cfg = run_config(EVOLVE, tmp_path / "run")
     evolve(cfg, stop_after=stop, evaluate=False)

@@ -33,3 +33,13 @@ def pytree_dataclass(cls: type[T]) -> type[T]:
 
     cls.replace = replace  # type: ignore[attr-defined]
     return cls
+
+
+def tree_all_finite(tree: Any) -> jax.Array:
+    """Scalar bool: every element of every array leaf of ``tree`` is finite (True if no leaves)."""
+    import jax.numpy as jnp
+
+    leaves = jax.tree_util.tree_leaves(tree)
+    if not leaves:
+        return jnp.array(True)
+    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))

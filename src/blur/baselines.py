@@ -8,6 +8,7 @@ baselines.md), so the baseline is as strong as the grid allows.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -18,14 +19,26 @@ import optax
 from blur.tasks.base import Batch
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def lr_grid(low: float, high: float, per_decade: int = 3) -> tuple[float, ...]:
+    """Log-spaced learning rates from ``low`` to ``high`` inclusive, ``per_decade`` a decade."""
+    decades = math.log10(high / low)
+    n = round(decades * per_decade) + 1
+    return tuple(float(f"{low * 10 ** (i / per_decade):.3g}") for i in range(n))
+
+
 DEFAULT_LRS: dict[str, tuple[float, ...]] = {
-    "sgd": (0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0),
-    "momentum": (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0),
-    "adam": (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2),
+    "sgd": lr_grid(1e-2, 1e2),
+    "momentum": lr_grid(1e-3, 1e1),
+    "adam": lr_grid(1e-4, 1.0),
 }
+"""Four decades at three points a decade around each optimiser's usual range (13 rates)."""
 
 
-def make_optimizer(name: str, learning_rate: float | jax.Array) -> optax.GradientTransformation:
+def baseline_optimizer(
+    name: str, learning_rate: float | jax.Array
+) -> optax.GradientTransformation:
     """``sgd``, ``momentum`` (0.9) or ``adam`` at ``learning_rate``."""
     if name == "sgd":
         return optax.sgd(learning_rate)
@@ -84,7 +97,7 @@ def accuracy_curve(
       [T + 1] accuracies; entry t is after t steps.
     """
     params = init_mlp(key, sizes)
-    opt = make_optimizer(optimizer, learning_rate)
+    opt = baseline_optimizer(optimizer, learning_rate)
 
     def acc(p: list[tuple[jax.Array, jax.Array]]) -> jax.Array:
         return jnp.mean((jnp.argmax(mlp(p, query.x), -1) == query.y).astype(jnp.float32))
@@ -108,7 +121,7 @@ def tuned_curves(
     optimizer: str,
     learning_rates: Sequence[float] | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """Mean accuracy curve over tasks for every learning rate of the grid.
+    """Accuracy curves of every task for every learning rate of the grid.
 
     Args:
       keys: [N] init keys, one per task.
@@ -119,14 +132,14 @@ def tuned_curves(
       learning_rates: the grid (default :data:`DEFAULT_LRS`).
 
     Returns:
-      (lrs [G], curves [G, T + 1]) mean over the N tasks.
+      (lrs [G], curves [G, N, T + 1]); ``curves[g, n, t]`` is task n's query accuracy after t
+      steps at learning rate g.
     """
     lrs = jnp.asarray(learning_rates or DEFAULT_LRS[optimizer], jnp.float32)
 
     def for_lr(lr: jax.Array) -> jax.Array:
-        per_task = jax.vmap(
+        return jax.vmap(
             lambda k, s, q: accuracy_curve(k, s, q, lr, sizes=sizes, optimizer=optimizer)
         )(keys, supports, queries)
-        return jnp.mean(per_task, axis=0)
 
     return lrs, jax.lax.map(for_lr, lrs)

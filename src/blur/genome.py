@@ -28,14 +28,16 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from blur._pytree import pytree_dataclass
+from blur._pytree import pytree_dataclass, tree_all_finite
 
 # What feedback writes into output state 1 (blur.network.NetworkSpec.feedback).
 Feedback = Literal["label", "error", "softmax_error"]
 FEEDBACKS: tuple[str, ...] = get_args(Feedback)
 
 SCHEMA = "blur.genome"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""Written version; v2 files may carry the network and method (blur.io.genome_file)."""
+READABLE_VERSIONS = (1, 2)
 
 MATRIX_FIELDS = ("nu", "mu", "nu_tilde", "mu_tilde")
 STATE_FIELDS = ("fwd_norm_shift", "fwd_norm_scale", "bwd_norm_shift", "bwd_norm_scale")
@@ -382,10 +384,10 @@ def genome_from_dict(data: Any, *, source: str = "genome") -> Genome:
         raise fail("expected a JSON object with 'schema', 'schema_version' and 'fields'")
     if data.get("schema") != SCHEMA:
         raise fail(f"schema is {data.get('schema')!r}, expected {SCHEMA!r}")
-    if data.get("schema_version") != SCHEMA_VERSION:
+    if data.get("schema_version") not in READABLE_VERSIONS:
         raise fail(
             f"schema_version {data.get('schema_version')!r} is not supported "
-            f"(this blur reads version {SCHEMA_VERSION})"
+            f"(this blur reads versions {list(READABLE_VERSIONS)}); upgrade blur to read it"
         )
     K = data.get("num_states")
     L = data.get("num_layers")
@@ -426,8 +428,7 @@ def genome_from_dict(data: Any, *, source: str = "genome") -> Genome:
 
 def genome_is_finite(genome: Genome) -> jax.Array:
     """Scalar bool: every value of the genome is finite."""
-    leaves = jax.tree_util.tree_leaves(genome)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    return tree_all_finite(genome)
 
 
 def num_parameters(genome: Genome) -> int:

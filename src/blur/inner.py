@@ -11,7 +11,7 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 
-from blur._pytree import pytree_dataclass
+from blur._pytree import pytree_dataclass, tree_all_finite
 from blur.genome import Genome
 from blur.network import NetworkSpec, NetworkState
 from blur.rules import backward, feedback, forward, hebbian
@@ -27,12 +27,15 @@ class StepMetrics:
       accuracy: [] fraction of argmax(state 0) == label.
       finite: [] bool, all neurons and synapses finite after the step.
       synapse_norm: [] root-mean-square of all forward synapses after the step.
+      query_accuracy: [] accuracy on the query given to :func:`unroll` after the step (NaN
+        when there is none).
     """
 
     loss: jax.Array
     accuracy: jax.Array
     finite: jax.Array
     synapse_norm: jax.Array
+    query_accuracy: jax.Array
 
 
 def cross_entropy(logits: jax.Array, y: jax.Array) -> jax.Array:
@@ -48,8 +51,7 @@ def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
 
 def state_is_finite(state: NetworkState) -> jax.Array:
     """Scalar bool: every neuron state and synapse is finite."""
-    leaves = jax.tree_util.tree_leaves(state)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    return tree_all_finite(state)
 
 
 def _rms(arrays: tuple[jax.Array, ...]) -> jax.Array:
@@ -83,6 +85,7 @@ def step(
         accuracy=accuracy(logits, batch.y),
         finite=state_is_finite(new_state),
         synapse_norm=_rms(new_state.w_fwd),
+        query_accuracy=jnp.array(jnp.nan, jnp.float32),
     )
     return new_state, metrics
 
@@ -104,6 +107,7 @@ def unroll(
     batches: Batch,
     *,
     remat: bool = False,
+    query: Batch | None = None,
 ) -> tuple[NetworkState, StepMetrics]:
     """T inner steps with ``lax.scan``, one per support batch.
 
@@ -111,12 +115,18 @@ def unroll(
       genome, spec, state: as in :func:`step`.
       batches: x [T, B, n_0], y [T, B].
       remat: wrap the step in ``jax.checkpoint`` (memory O(1) in T for meta-gradients).
+      query: optional held-out batches x [Q, Bq, n_0], y [Q, Bq]; the forward-only accuracy
+        on them after every step goes into ``metrics.query_accuracy`` (an accuracy-vs-step
+        curve, as the evaluation reports it).
 
     Returns:
       (final state, per-step metrics with a leading [T] axis).
     """
     def body(s: NetworkState, batch: Batch) -> tuple[NetworkState, StepMetrics]:
-        return step(genome, spec, s, batch)
+        s, metrics = step(genome, spec, s, batch)
+        if query is not None:
+            metrics = metrics.replace(query_accuracy=evaluate(genome, spec, s, query)[1])  # type: ignore[attr-defined]
+        return s, metrics
 
     if remat:
         body = jax.checkpoint(body)

@@ -11,7 +11,7 @@ transposed forward weights, kept tied at every step. Populations are ``jax.vmap`
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, get_args
+from typing import Literal, Protocol, get_args
 
 import jax
 import jax.numpy as jnp
@@ -146,6 +146,74 @@ class NetworkSpec:
                     f"NetworkSpec.num_states={self.num_states}, "
                     f"per_layer_genome={self.per_layer_genome} with {self.num_layers} layers"
                 )
+
+
+@dataclasses.dataclass(frozen=True)
+class NetworkConfig:
+    """A :class:`NetworkSpec` without its input and output widths, which come from the data.
+
+    The fields, their types and their defaults are those of :class:`NetworkSpec`, except that
+    ``layer_sizes`` is replaced by ``hidden`` (the hidden widths). This is what a run config,
+    a preset, a genome file (schema v2) and ``BlurClassifier`` hold: the network a genome was
+    meta-trained for, independent of any data set. A test keeps the two classes in step.
+
+    Attributes:
+      hidden: hidden layer widths (n_1, ..., n_{L-1}); empty for a single synapse layer.
+      (every other field): as in :class:`NetworkSpec`.
+    """
+
+    hidden: tuple[int, ...] = (20,)
+    num_states: int = 2
+    forward_activation: str = "relu_tanh"
+    backward_activation: str = "relu_tanh"
+    last_activation: str = "tanh"
+    backward_update: BackwardUpdate = "additive"
+    symmetric_synapses: bool = False
+    single_state_synapses: bool = False
+    neuron_norm: NeuronNorm = "none"
+    synapse_stabiliser: tuple[Stabiliser, ...] = ()
+    reset_neurons: bool = True
+    bias: bool = True
+    hebbian_reduce: HebbianReduce = "sum"
+    feedback: Feedback = "label"
+    fan_in_scaling: bool = False
+    per_layer_genome: bool = False
+    synapse_keep_max: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "synapse_stabiliser", tuple(self.synapse_stabiliser))
+        self.spec(1, 2)  # validate every field now, with the spec's own messages
+
+    def spec(self, num_inputs: int, num_outputs: int) -> NetworkSpec:
+        """The :class:`NetworkSpec` for data with these input and output widths."""
+        fields = dataclasses.asdict(self)
+        hidden = fields.pop("hidden")
+        return NetworkSpec(layer_sizes=(num_inputs, *hidden, num_outputs), **fields)
+
+    def spec_for(self, family: _HasWidths) -> NetworkSpec:
+        """The spec for a task family (anything with ``num_inputs`` and ``num_classes``)."""
+        return self.spec(family.num_inputs, family.num_classes)
+
+    @classmethod
+    def from_spec(cls, spec: NetworkSpec) -> NetworkConfig:
+        """The config of ``spec`` (its hidden widths and every other field)."""
+        fields = dataclasses.asdict(spec)
+        sizes = fields.pop("layer_sizes")
+        return cls(hidden=tuple(sizes[1:-1]), **fields)
+
+    @property
+    def num_layers(self) -> int:
+        """L, the number of synapse layers."""
+        return len(self.hidden) + 1
+
+
+class _HasWidths(Protocol):
+    @property
+    def num_inputs(self) -> int: ...
+
+    @property
+    def num_classes(self) -> int: ...
 
 
 @pytree_dataclass

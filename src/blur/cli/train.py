@@ -1,43 +1,70 @@
-"""``blur meta-train`` and ``blur evolve``: pick a preset, override any field, run or resume."""
+"""``blur meta-train`` and ``blur evolve``: pick a preset (or a config file), override any field,
+run or resume."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import sys
 from pathlib import Path
 
 import tyro
 
-from blur.experiments.config import PRESETS, RunConfig, config_to_json, get_preset
+from blur.experiments.config import PRESETS, RunConfig, get_preset
 
 
-def _parse(argv: list[str], prog: str, default_preset: str) -> tuple[RunConfig, bool]:
+def _parse(argv: list[str], prog: str, default_preset: str, method: str) -> tuple[RunConfig, bool]:
     pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument("--preset", default=default_preset)
+    pre.add_argument("--preset", default=None)
+    pre.add_argument("--config", type=Path, default=None)
     pre.add_argument("--resume", type=Path, default=None)
     known, rest = pre.parse_known_args(argv)
     wants_help = any(a in ("-h", "--help") for a in rest)
     if known.resume is not None and not wants_help:  # --help goes to tyro (it prints, exits)
         from blur.experiments.runs import load_run_config
 
-        if rest:
+        if rest or known.preset or known.config:
             raise SystemExit(f"{prog}: --resume takes no other options (the run's config.json "
-                             f"is used as written); got {rest}")
-        return load_run_config(known.resume), True
-    try:
-        default = get_preset(known.preset)
-    except ValueError as e:
-        raise SystemExit(f"{prog}: {e}") from None
+                             f"is used as written); got {argv}")
+        config = load_run_config(known.resume)
+        if config.method != method:
+            other = "blur evolve" if config.method == "cma" else "blur meta-train"
+            raise SystemExit(f"{prog}: {known.resume} is a {config.method} run; resume it with "
+                             f"`{other} --resume {known.resume}`")
+        return config, True
+    if known.preset and known.config:
+        raise SystemExit(f"{prog}: give --preset or --config, not both")
+    if known.config is not None:
+        from blur.experiments.config import config_from_json
+
+        try:
+            default = config_from_json(known.config.read_text("utf-8"))
+        except FileNotFoundError:
+            raise SystemExit(f"{prog}: --config {known.config}: no such file") from None
+        except (ValueError, TypeError) as e:
+            raise SystemExit(f"{prog}: --config {known.config} is not a valid run config: "
+                             f"{e}") from None
+        default = dataclasses.replace(default, run_dir=None)
+    else:
+        try:
+            default = get_preset(known.preset or default_preset)
+        except ValueError as e:
+            raise SystemExit(f"{prog}: {e}") from None
+    default = dataclasses.replace(default, method=method)
     presets = "\n".join(f"  {n}: {d}" for n, (d, _) in PRESETS.items())
     config = tyro.cli(
         RunConfig, default=default, args=rest, prog=prog,
         description=(
             f"{prog}: meta-train a BLUR genome. --preset NAME picks a preset (default "
-            f"{default_preset}); every field below can be overridden; --resume RUN_DIR "
-            f"continues a run.\n\nPresets:\n{presets}"
+            f"{default_preset}), or --config FILE a config.json / a sweep's best_config.json; "
+            f"every field below can be overridden; --resume RUN_DIR continues a run."
+            f"\n\nPresets:\n{presets}"
         ),
     )
+    if config.method != method:
+        raise SystemExit(f"{prog}: --method {config.method} does not fit {prog}; use "
+                         f"`blur {'evolve' if config.method == 'cma' else 'meta-train'}`")
     return config, False
 
 
@@ -46,32 +73,54 @@ def _setup_logging() -> None:
     logging.getLogger("jax").setLevel(logging.WARNING)
 
 
+def _report(result: object, config: RunConfig) -> None:
+    from blur.experiments.loop import RunResult
+
+    assert isinstance(result, RunResult)
+    unit = "meta-step" if config.method == "gradient" else "generation"
+    s = result.summary
+    if config.method == "gradient":
+        counters = f"skipped updates per run: {s.get('skipped')}"
+        if s.get("dropped"):
+            counters += f"; dropped runs (diverged): {s['dropped']}"
+    else:
+        counters = (f"diverged candidates: {s.get('diverged', 0)} of {s.get('scored', 0)}; "
+                    f"restarts: {s.get('restarts', 0)}")
+    print(f"\nselected: run {result.best_run} at {unit} {result.best_step}, validation "
+          f"{100 * result.best_score:.1f}%; wall time {result.wall_time:.0f} s; {counters}")
+    if result.table:
+        baselines = ", ".join(b.upper() for b in config.evaluation.baselines)
+        print(f"\nthe selected genome vs tuned {baselines} on {config.evaluation.num_tasks} fresh "
+              "tasks per family (query accuracy %, mean ± s.e. after N inner steps; the tuned "
+              "learning rate in brackets; BLUR minus the baseline on the same tasks with its "
+              f"95% interval):\n{result.table}")
+    d = result.run_dir
+    print(f"\ngenome: {d / 'genome.json'}  metrics: {d / 'metrics.jsonl'}  "
+          f"table: {d / 'eval.md'}  plots: {d / 'meta_training.png'}, "
+          f"{d / 'accuracy_vs_step.png'}")
+
+
 def main_meta_train(argv: list[str]) -> int:
-    config, resume = _parse(argv, "blur meta-train", "toy2d")
+    config, resume = _parse(argv, "blur meta-train", "toy2d", "gradient")
     _setup_logging()
     from blur.experiments.meta_train import meta_train
 
     if not resume:
-        print(f"config ({config.resolved_run_dir()}/config.json):\n{config_to_json(config)}",
+        print(f"run folder: {config.resolved_run_dir()} (full config in config.json)",
               file=sys.stderr)
     result = meta_train(config, resume=resume)
-    print(f"\nrun folder: {result.run_dir}")
-    print(f"wall time: {result.wall_time:.1f} s; best meta-validation accuracy "
-          f"{100 * result.best_score:.1f}% (meta-step {result.best_step}); "
-          f"skipped updates per run: {result.skipped}")
-    print(f"\nlearned genome vs tuned SGD on held-out tasks (query accuracy %, "
-          f"after N inner steps; SGD's best learning rate in brackets):\n{result.table}")
+    _report(result, config)
     return 0
 
 
 def main_evolve(argv: list[str]) -> int:
-    config, resume = _parse(argv, "blur evolve", "cma-mnist14")
+    config, resume = _parse(argv, "blur evolve", "cma-mnist14", "cma")
     _setup_logging()
     from blur.experiments.evolve import evolve
 
+    if not resume:
+        print(f"run folder: {config.resolved_run_dir()} (full config in config.json)",
+              file=sys.stderr)
     result = evolve(config, resume=resume)
-    print(f"\nrun folder: {result.run_dir}")
-    print(f"wall time: {result.wall_time:.1f} s; best meta-validation accuracy "
-          f"{100 * result.best_score:.1f}% (generation {result.best_step})")
-    print(f"\nevolved genome vs tuned baselines (query accuracy %):\n{result.table}")
+    _report(result, config)
     return 0

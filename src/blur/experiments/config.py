@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from blur.network import NetworkSpec
+from blur._dataclass_json import from_jsonable, to_jsonable
+from blur.network import NetworkConfig
 from blur.outer.evolution import CMAConfig
 from blur.outer.gradient import Curriculum
 from blur.outer.objective import ObjectiveConfig
@@ -22,73 +22,24 @@ from blur.tasks.base import TaskFamily
 
 
 @dataclasses.dataclass(frozen=True)
-class NetworkConfig:
-    """The network a genome is meta-trained on (input and output widths come from the tasks).
-
-    See :class:`blur.network.NetworkSpec` for the meaning of each field.
-    """
-
-    hidden: tuple[int, ...] = (20,)
-    num_states: int = 2
-    forward_activation: str = "relu_tanh"
-    backward_activation: str = "tanh"
-    last_activation: str = "linear"
-    backward_update: Literal["additive", "multiplicative", "multiplicative_second_state"] = (
-        "additive"
-    )
-    symmetric_synapses: bool = True
-    single_state_synapses: bool = True
-    neuron_norm: Literal["none", "forward", "backward", "both"] = "forward"
-    synapse_stabiliser: tuple[Literal["oja", "normalize", "saturate"], ...] = ("oja",)
-    reset_neurons: bool = True
-    bias: bool = True
-    hebbian_reduce: Literal["sum", "mean"] = "mean"
-    feedback: Literal["label", "error", "softmax_error"] = "label"
-    fan_in_scaling: bool = True
-    per_layer_genome: bool = False
-    synapse_keep_max: float | None = 1.0
-
-    def spec(self, num_inputs: int, num_outputs: int) -> NetworkSpec:
-        """The :class:`NetworkSpec` for a task with these input and output widths."""
-        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        hidden = fields.pop("hidden")
-        return NetworkSpec(layer_sizes=(num_inputs, *hidden, num_outputs), **fields)
-
-    def spec_for(self, family: TaskFamily) -> NetworkSpec:
-        return self.spec(family.num_inputs, family.num_classes)
-
-
-@dataclasses.dataclass(frozen=True)
 class TaskConfig:
-    """Task families: a meta-training mixture and held-out meta-validation families."""
+    """Task families of a run.
+
+    Attributes:
+      train: the meta-training families (one, or a uniform mixture).
+      validate: held-out families scored during the run; best-of-N selection and early
+        stopping (and a sweep's objective) use them, so they must not be data that results
+        are reported on (use ``split=val`` of an image set, never ``split=test``).
+      evaluate: the families of the final evaluation table, which no selection sees.
+        Empty: the validation families (fresh tasks), as for the 2-D toy group.
+    """
 
     train: tuple[str, ...] = TOY2D_META_TRAIN
     validate: tuple[str, ...] = TOY2D_META_VAL
+    evaluate: tuple[str, ...] = ()
 
-
-@dataclasses.dataclass(frozen=True)
-class ObjectiveSettings:
-    """Meta-objective settings; T comes from the curriculum (gradient) or ``cma.num_steps``.
-
-    The fields are those of :class:`blur.outer.objective.ObjectiveConfig`.
-
-    Attributes:
-      score_steps: inner steps before T after which the query is also scored; loss and
-        accuracy (validation's too) are the means over these points and T. Points >= T are
-        skipped, so one setting serves the whole curriculum. Empty: score after T only.
-    """
-
-    batch_size: int = 128
-    num_query_batches: int = 1
-    query_batch_size: int | None = None
-    num_tasks: int = 6
-    num_replicas: int = 1
-    loss: Literal["cross_entropy", "l2"] = "cross_entropy"
-    remat: bool = False
-    score_steps: tuple[int, ...] = ()
-
-    def objective(self, num_steps: int) -> ObjectiveConfig:
-        return ObjectiveConfig(num_steps=num_steps, **dataclasses.asdict(self))
+    def evaluation_families(self) -> tuple[str, ...]:
+        return self.evaluate or self.validate
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +47,17 @@ class GradientSettings:
     """Gradient meta-training (paper App. C.1): Adam 5e-4, clip 10, best of N runs.
 
     Attributes:
+      meta_steps: meta-steps of every run.
+      learning_rate, clip_norm: the meta-optimiser (global-norm clipping, then Adam).
       scale_by_parameter: multiply each genome field's Adam step by the field's RMS (at
         least 1), so large fields such as the fan-in-scaled Hebbian rate move as fast,
         relatively, as the O(1) matrices (blur.outer.gradient.make_optimizer). Off in the
         paper's setting.
+      num_runs: N, runs trained side by side (vmapped); the best validated genome is kept.
+      curriculum: the unroll length T against the meta-step.
+      drop_after: a run whose inner loop stays non-finite for this many consecutive
+        meta-steps is dropped: it is reported once, no longer updated, and left out of
+        best-of-N (its validated genomes from before stay eligible).
     """
 
     meta_steps: int = 1000
@@ -108,27 +66,76 @@ class GradientSettings:
     scale_by_parameter: bool = False
     num_runs: int = 8
     curriculum: Curriculum = Curriculum()
+    drop_after: int = 20
+
+    def __post_init__(self) -> None:
+        if self.drop_after < 1:
+            raise ValueError(f"gradient.drop_after={self.drop_after} must be >= 1")
 
 
 @dataclasses.dataclass(frozen=True)
 class EvolutionSettings:
-    """CMA-ES meta-training (paper §4.4): population 80, 15 train + 20 eval batches of 128."""
+    """CMA-ES meta-training (paper §4.4): population 80, 15 train + 20 eval batches of 128.
+
+    T, the inner steps before the fitness is scored, is ``objective.num_steps``.
+    """
 
     generations: int = 100
-    num_steps: int = 15
     fitness: Literal["accuracy", "loss"] = "accuracy"
     cma: CMAConfig = CMAConfig()
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalSettings:
-    """Final evaluation: accuracy after each inner step, next to tuned gradient baselines."""
+    """Evaluation: query accuracy after each inner step next to tuned gradient baselines.
+
+    BLUR and every baseline are trained on the same support batches, with the same init keys,
+    and scored on the same query examples of ``num_tasks`` fresh tasks per family; the table
+    gives mean ± standard error and the paired difference to each baseline with its 95%
+    interval (blur.experiments.evaluation).
+
+    Attributes:
+      report_steps: inner steps shown in the table (curves are kept for every step).
+      num_tasks: fresh tasks per family (at least 10 for a claim that a rule beats another).
+      batch_size: support batch size.
+      query_size: query examples per task.
+      baselines: tuned optimisers trained beside the genome.
+    """
 
     report_steps: tuple[int, ...] = (10, 25, 50)
-    num_tasks: int = 16
+    num_tasks: int = 10
     batch_size: int = 128
     query_size: int = 1000
     baselines: tuple[Literal["sgd", "momentum", "adam"], ...] = ("sgd",)
+
+    def __post_init__(self) -> None:
+        if not self.report_steps or min(self.report_steps) < 0:
+            raise ValueError(
+                f"evaluation.report_steps={self.report_steps} must be non-negative step counts"
+            )
+        if self.num_tasks < 2:
+            raise ValueError(
+                f"evaluation.num_tasks={self.num_tasks}: at least 2 tasks are needed for an "
+                "interval (10 for a claim)"
+            )
+
+
+# The network settings shared by the gradient presets (paper App. C): K=2 single-state
+# symmetric synapses, fan-in scaling, Oja's term with the keep gate clipped at 1.
+PAPER_NETWORK = NetworkConfig(
+    backward_activation="tanh",
+    last_activation="linear",
+    symmetric_synapses=True,
+    single_state_synapses=True,
+    neuron_norm="forward",
+    synapse_stabiliser=("oja",),
+    hebbian_reduce="mean",
+    fan_in_scaling=True,
+    synapse_keep_max=1.0,
+)
+
+
+Method = Literal["gradient", "cma"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,28 +144,35 @@ class RunConfig:
 
     Attributes:
       preset: the preset this config started from.
+      method: the meta-optimiser, ``gradient`` (blur meta-train) or ``cma`` (blur evolve).
       run_dir: output folder (default ``runs/<preset>``).
       seed: seeds genome init, tasks, synapse inits and CMA-ES.
       genome_init: ``delta``, ``near_backprop`` or ``random`` (blur.genome.init_genome).
       init_eta_tilde: the initial genome's Hebbian rate: empty for the initialiser's default,
         one value shared by all layers, or one per synapse layer (per-layer genome only).
       init_scale: the initial genome's synapse init scale (None: the initialiser's default).
+      network: the network meta-trained on (widths of the input and output from the tasks).
+      objective: the meta-objective; its ``num_steps`` is T for evolution, while gradient
+        meta-training takes T from ``gradient.curriculum``.
       log_every, validate_every, checkpoint_every: in meta-steps (generations for CMA-ES).
       validate_tasks: tasks per validation family at each validation.
       validate_num_steps: inner steps before each meta-validation's query. None: the T the
-        run ends with (the curriculum's T at the last meta-step, or ``evolution.num_steps``),
+        run ends with (the curriculum's T at the last meta-step, or ``objective.num_steps``),
         so that every validation of a run, and so the best-of-N choice, uses one horizon.
+      devices: devices the population axis (runs, or the CMA population) is sharded over;
+        None: all local devices.
     """
 
     preset: str = "toy2d"
+    method: Method = "gradient"
     run_dir: Path | None = None
     seed: int = 0
     genome_init: Literal["delta", "near_backprop", "random"] = "delta"
     init_eta_tilde: tuple[float, ...] = ()
     init_scale: float | None = None
-    network: NetworkConfig = NetworkConfig()
+    network: NetworkConfig = PAPER_NETWORK
     tasks: TaskConfig = TaskConfig()
-    objective: ObjectiveSettings = ObjectiveSettings()
+    objective: ObjectiveConfig = ObjectiveConfig()
     gradient: GradientSettings = GradientSettings()
     evolution: EvolutionSettings = EvolutionSettings()
     evaluation: EvalSettings = EvalSettings()
@@ -167,6 +181,7 @@ class RunConfig:
     validate_tasks: int = 8
     validate_num_steps: int | None = None
     checkpoint_every: int = 100
+    devices: int | None = None
 
     def __post_init__(self) -> None:
         if self.validate_num_steps is not None and self.validate_num_steps < 1:
@@ -174,10 +189,26 @@ class RunConfig:
                 f"validate_num_steps must be >= 1, or None for the run's final T; "
                 f"got {self.validate_num_steps}"
             )
+        for name in ("log_every", "validate_every", "checkpoint_every", "validate_tasks"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.devices is not None and self.devices < 1:
+            raise ValueError(f"devices={self.devices} must be >= 1, or None for all devices")
 
-    def validation_steps(self, final_train_steps: int) -> int:
+    @property
+    def total_steps(self) -> int:
+        """Meta-steps (gradient) or generations (cma) of the whole run."""
+        return self.gradient.meta_steps if self.method == "gradient" else self.evolution.generations
+
+    def final_num_steps(self) -> int:
+        """T at the run's last meta-step (the curriculum's, or the objective's for CMA-ES)."""
+        if self.method == "gradient":
+            return self.gradient.curriculum.num_steps(max(self.gradient.meta_steps - 1, 0))
+        return self.objective.num_steps
+
+    def validation_steps(self) -> int:
         """Inner steps of every meta-validation (``validate_num_steps`` or the final T)."""
-        return self.validate_num_steps or final_train_steps
+        return self.validate_num_steps or self.final_num_steps()
 
     def resolved_run_dir(self) -> Path:
         return Path(self.run_dir) if self.run_dir is not None else Path("runs") / self.preset
@@ -189,16 +220,17 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " Runs on built-in data in a few minutes on 2 CPU cores.",
         RunConfig(
             preset="toy2d",
-            network=NetworkConfig(neuron_norm="none"),
+            network=dataclasses.replace(PAPER_NETWORK, neuron_norm="none"),
             gradient=GradientSettings(
                 meta_steps=600,
                 learning_rate=1e-2,
                 num_runs=4,
                 curriculum=Curriculum(start=10, increment=5, every=200, maximum=20),
             ),
-            objective=ObjectiveSettings(batch_size=128, num_tasks=6),
+            objective=ObjectiveConfig(batch_size=128, num_tasks=6),
             validate_every=200,
             checkpoint_every=100,
+            evaluation=EvalSettings(num_tasks=16),
         ),
     ),
     "mnist10": (
@@ -211,7 +243,8 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             preset="mnist10",
             init_eta_tilde=(200.0, 100.0, 50.0),
             init_scale=6.0**0.5,
-            network=NetworkConfig(
+            network=dataclasses.replace(
+                PAPER_NETWORK,
                 hidden=(256, 128),
                 num_states=4,
                 neuron_norm="none",
@@ -222,7 +255,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
                 train=("mnist?resolution=10", "mnist:0-4?resolution=10", "mnist:5-9?resolution=10"),
                 validate=("mnist?split=test", "fashion_mnist?split=test"),
             ),
-            objective=ObjectiveSettings(
+            objective=ObjectiveConfig(
                 batch_size=128, num_tasks=3, query_batch_size=256, score_steps=(10,)
             ),
             gradient=GradientSettings(
@@ -235,7 +268,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             validate_every=100,
             validate_tasks=4,
             checkpoint_every=100,
-            evaluation=EvalSettings(num_tasks=3, query_size=2000, baselines=("sgd", "adam")),
+            evaluation=EvalSettings(query_size=2000, baselines=("sgd", "adam")),
         ),
     ),
     "cma-mnist14": (
@@ -243,19 +276,20 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " and 20 evaluation batches of 128, fitness = query accuracy.",
         RunConfig(
             preset="cma-mnist14",
-            network=NetworkConfig(hidden=(512,), num_states=2, neuron_norm="forward"),
+            network=dataclasses.replace(PAPER_NETWORK, hidden=(512,)),
             tasks=TaskConfig(
                 train=("mnist?resolution=14",), validate=("mnist?split=test&resolution=14",)
             ),
-            objective=ObjectiveSettings(batch_size=128, num_query_batches=20, num_tasks=1),
-            evolution=EvolutionSettings(
-                generations=100, num_steps=15, cma=CMAConfig(popsize=80, sigma0=0.3)
+            method="cma",
+            objective=ObjectiveConfig(
+                num_steps=15, batch_size=128, num_query_batches=20, num_tasks=1
             ),
+            evolution=EvolutionSettings(generations=100, cma=CMAConfig(popsize=80, sigma0=0.3)),
             log_every=1,
             validate_every=10,
             validate_tasks=2,
             checkpoint_every=10,
-            evaluation=EvalSettings(num_tasks=3, query_size=2000, baselines=("sgd", "adam")),
+            evaluation=EvalSettings(query_size=2000, baselines=("sgd", "adam")),
         ),
     ),
     "omniglot": (
@@ -263,14 +297,14 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         " on the small2-only alphabets (Japanese katakana, Sanskrit, Tagalog); K=4, (256,).",
         RunConfig(
             preset="omniglot",
-            network=NetworkConfig(hidden=(256,), num_states=4, neuron_norm="forward"),
+            network=dataclasses.replace(PAPER_NETWORK, hidden=(256,), num_states=4),
             tasks=TaskConfig(
                 train=("omniglot?num_ways=10&subsets=background_small1",),
                 validate=(
                     "omniglot?num_ways=10&subsets=background_small2&exclude_alphabets=Greek,Latin",
                 ),
             ),
-            objective=ObjectiveSettings(batch_size=50, num_tasks=4, query_batch_size=50),
+            objective=ObjectiveConfig(batch_size=50, num_tasks=4, query_batch_size=50),
             gradient=GradientSettings(
                 meta_steps=1000,
                 learning_rate=1e-3,
@@ -280,7 +314,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             validate_every=100,
             validate_tasks=4,
             checkpoint_every=100,
-            evaluation=EvalSettings(num_tasks=8, batch_size=50, query_size=100),
+            evaluation=EvalSettings(batch_size=50, query_size=100),
         ),
     ),
 }
@@ -338,43 +372,29 @@ def build_train_family(tasks: TaskConfig) -> TaskFamily:
 # ------------------------------------------------------------------ JSON round trip
 
 
-def _to_jsonable(value: Any) -> Any:
-    if dataclasses.is_dataclass(value):
-        return {f.name: _to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, tuple | list):
-        return [_to_jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    return value
-
-
 def config_to_json(config: RunConfig) -> str:
-    return json.dumps(_to_jsonable(config), indent=1)
+    return json.dumps(to_jsonable(config), indent=1)
 
 
-def _from_jsonable(tp: Any, value: Any) -> Any:
-    origin = typing.get_origin(tp)
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ValueError(f"expected an object for {tp.__name__}, got {value!r}")
-        hints = typing.get_type_hints(tp)
-        names = {f.name for f in dataclasses.fields(tp)}
-        unknown = set(value) - names
-        if unknown:
-            raise ValueError(f"unknown {tp.__name__} fields {sorted(unknown)}")
-        return tp(**{k: _from_jsonable(hints[k], v) for k, v in value.items()})
-    if origin is tuple and value is not None:
-        args = typing.get_args(tp)
-        inner = args[0] if args else Any
-        return tuple(_from_jsonable(inner, v) for v in value)
-    if tp is Path or (
-        origin in (typing.Union, getattr(__import__("types"), "UnionType", None))
-        and Path in typing.get_args(tp)
-    ):
-        return None if value is None else Path(value)
-    return value
+def _migrate(data: dict[str, Any]) -> dict[str, Any]:
+    """Read config.json files of earlier versions (before ``objective.num_steps`` and method).
+
+    ``evolution.num_steps`` moved to ``objective.num_steps``; a checkpointed CMA-ES run is
+    recognised by that field.
+    """
+    evolution = data.get("evolution")
+    if isinstance(evolution, dict) and "num_steps" in evolution:
+        evolution = dict(evolution)
+        num_steps = evolution.pop("num_steps")
+        data = {**data, "evolution": evolution}
+        if isinstance(data.get("objective"), dict) and "num_steps" not in data["objective"]:
+            data["objective"] = {**data["objective"], "num_steps": num_steps}
+    return data
 
 
 def config_from_json(text: str) -> RunConfig:
     """Inverse of :func:`config_to_json`; unknown fields raise ``ValueError``."""
-    return _from_jsonable(RunConfig, json.loads(text))
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError("a run config must be a JSON object")
+    return from_jsonable(RunConfig, _migrate(data))

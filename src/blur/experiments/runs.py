@@ -1,7 +1,6 @@
-"""Run folders: config, metrics, checkpoints, the best genome, and the final evaluation table.
+"""Run folders: names, creation and checks, the resolved config, the initial genome, timing.
 
-Shared by gradient meta-training and evolution (:mod:`blur.experiments.meta_train`,
-:mod:`blur.experiments.evolve`).
+Used by the run loop (:mod:`blur.experiments.loop`) and the commands that read run folders.
 """
 
 from __future__ import annotations
@@ -10,20 +9,14 @@ import json
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 
-from blur.experiments.config import RunConfig, build_family, config_from_json, config_to_json
-from blur.experiments.evaluate import evaluate_family, format_table
+from blur.experiments.config import RunConfig, config_from_json, config_to_json
 from blur.genome import Genome, init_genome
 from blur.io.atomic import write_text_atomic
-from blur.io.genome_file import save_genome
-from blur.io.metrics import append_metrics
-from blur.tasks.base import TaskFamily
 
 log = logging.getLogger("blur")
 
@@ -91,48 +84,6 @@ def initial_genome(config: RunConfig, num_layers: int, key: jax.Array) -> Genome
     return init_genome(config.genome_init, key, config.network.num_states, L, **options)
 
 
-@dataclass
-class Validator:
-    """Held-out families and the best genome found so far on them (best-of-N selection)."""
-
-    config: RunConfig
-    families: tuple[TaskFamily, ...] = ()
-    best_score: float = -np.inf
-    best_step: int = -1
-    best_run: int = -1
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.families = tuple(build_family(t) for t in self.config.tasks.validate)
-
-    def consider(self, scores: np.ndarray, genomes: list[Genome], step: int, run_dir: Path) -> bool:
-        """Keep the best of ``scores`` [R]; write ``genome.json`` when it improves."""
-        r = int(np.argmax(scores))
-        if float(scores[r]) > self.best_score:
-            self.best_score, self.best_step, self.best_run = float(scores[r]), step, r
-            save_genome(
-                genomes[r],
-                run_dir / GENOME,
-                step=step,
-                run=r,
-                meta_val_accuracy=self.best_score,
-                preset=self.config.preset,
-            )
-            return True
-        return False
-
-    def state(self) -> dict[str, Any]:
-        # -inf (nothing validated yet) is not JSON: stored as null.
-        best = self.best_score if np.isfinite(self.best_score) else None
-        return {"best_score": best, "best_step": self.best_step, "best_run": self.best_run}
-
-    def restore(self, meta: dict[str, Any]) -> None:
-        best = meta.get("best_score")
-        self.best_score = -np.inf if best is None else float(best)  # 0.0 is a valid best
-        self.best_step = int(meta.get("best_step", -1))
-        self.best_run = int(meta.get("best_run", -1))
-
-
 def progress_bar(total: int, initial: int, desc: str):  # noqa: ANN201
     """A tqdm bar on a TTY, silent otherwise."""
     from tqdm import tqdm
@@ -142,39 +93,9 @@ def progress_bar(total: int, initial: int, desc: str):  # noqa: ANN201
     )
 
 
-def log_record(run_dir: Path, record: dict[str, Any]) -> None:
-    append_metrics(run_dir / METRICS, record)
-
-
-def final_evaluation(config: RunConfig, genome: Genome, run_dir: Path) -> str:
-    """Evaluate ``genome`` on the validation families vs tuned baselines; write eval.json."""
-    ev = config.evaluation
-    T = max(ev.report_steps)
-    results = []
-    key = jax.random.fold_in(jax.random.PRNGKey(config.seed), 777)
-    for family in Validator(config).families:
-        spec = config.network.spec_for(family)
-        results.append(
-            evaluate_family(
-                genome,
-                spec,
-                family,
-                key,
-                num_steps=T,
-                num_tasks=ev.num_tasks,
-                batch_size=ev.batch_size,
-                query_size=ev.query_size,
-                baselines=ev.baselines,
-            )
-        )
-    table = format_table(results, ev.report_steps)
-    write_text_atomic(
-        run_dir / EVAL,
-        json.dumps(
-            {"report_steps": list(ev.report_steps), "results": results, "table": table}, indent=1
-        ),
-    )
-    return table
+def dump_json(data: Any) -> str:
+    """Indented JSON text for the run folder's files (NaN and inf refused)."""
+    return json.dumps(data, indent=1, allow_nan=False) + "\n"
 
 
 class Timer:

@@ -61,21 +61,40 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     out.append(path)
     eval_path = run_dir / "eval.json"
     if eval_path.exists():
-        data = json.loads(eval_path.read_text("utf-8"))
-        results = data["results"]
-        fig, axes = plt.subplots(1, len(results), figsize=(3.2 * len(results), 3.2), squeeze=False)
-        for ax, r in zip(axes[0], results, strict=True):
-            ax.plot(r["blur"], label="BLUR")
-            for name in [k for k in r if isinstance(r[k], dict)]:
-                ax.plot(r[name]["curve"], "--", label=f"{name} (tuned)")
-            ax.set_title(r["family"])
-            ax.set_xlabel("inner step")
-            ax.set_ylim(0, 1)
-        axes[0][0].set_ylabel("query accuracy")
-        axes[0][0].legend()
-        fig.tight_layout()
-        path = run_dir / "accuracy_vs_step.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        out.append(path)
+        out.append(plot_evaluation(json.loads(eval_path.read_text("utf-8")),
+                                   run_dir / "accuracy_vs_step.png"))
     return out
+
+
+def plot_evaluation(data: dict, path: str | Path) -> Path:
+    """Accuracy against inner step, one panel per family, mean ± s.e. over tasks shaded.
+
+    Args:
+      data: the JSON form of an evaluation (``blur.experiments.evaluation.to_json``).
+      path: the PNG to write.
+    """
+    families = data["families"]
+    fig, axes = plt.subplots(
+        1, len(families), figsize=(3.6 * len(families), 3.4), squeeze=False
+    )
+    for ax, fam in zip(axes[0], families, strict=True):
+        curves = {name: np.asarray(c, float) for name, c in fam["genomes"].items()}
+        dashed = {f"{name} (tuned)": np.asarray(b["oracle"], float)
+                  for name, b in fam["baselines"].items()}
+        for label, c in [*curves.items(), *dashed.items()]:
+            mean = c.mean(axis=0)
+            se = c.std(axis=0, ddof=1) / np.sqrt(c.shape[0]) if c.shape[0] > 1 else 0 * mean
+            steps = np.arange(mean.size)
+            style = "--" if label in dashed else "-"
+            (line,) = ax.plot(steps, mean, style, label=label)
+            ax.fill_between(steps, mean - se, mean + se, color=line.get_color(), alpha=0.2)
+        ax.set_title(fam["family"], fontsize=9)
+        ax.set_xlabel("inner step")
+        ax.set_ylim(0, 1)
+    axes[0][0].set_ylabel("query accuracy (mean ± s.e.)")
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

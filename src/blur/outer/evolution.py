@@ -19,7 +19,7 @@ import dataclasses
 import math
 from collections.abc import Callable
 from functools import partial
-from typing import Literal
+from typing import Any, Literal
 
 import cma
 import jax
@@ -206,3 +206,101 @@ def fitness_from_aux(aux: ObjectiveAux, fitness: Literal["accuracy", "loss"]) ->
     value = np.asarray(aux.accuracy if fitness == "accuracy" else -aux.loss, np.float64)
     ok = np.asarray(aux.finite) & np.isfinite(value)
     return np.where(ok, value, -np.inf)
+
+
+@dataclasses.dataclass
+class EvolutionTrainer:
+    """CMA-ES as a :class:`blur.outer.base.MetaTrainer` (one meta-step = one generation).
+
+    The state is the :class:`CMAES` adapter itself; it is checkpointed as its told fitness
+    history and rebuilt exactly by :meth:`CMAES.replay`. Every member of a generation is
+    scored on the same tasks (``key``); the candidate to validate is the distribution mean.
+
+    Attributes:
+      genome: the initial genome (the initial mean, flattened).
+      spec, family, objective: network, task family and meta-objective (T = num_steps).
+      cma: the CMA-ES settings.
+      fitness: ``accuracy`` or ``loss`` (minus the meta-loss), maximised.
+      place: applied to each population [P, D] before scoring (e.g. sharding over devices).
+    """
+
+    genome: Genome
+    spec: NetworkSpec
+    family: TaskFamily
+    objective: ObjectiveConfig
+    cma: CMAConfig
+    fitness: Literal["accuracy", "loss"] = "accuracy"
+    place: Callable[[jax.Array], jax.Array] | None = None
+    method: str = "cma"
+
+    def __post_init__(self) -> None:
+        from blur.genome import ravel_genome
+
+        x0, self.unravel = ravel_genome(self.genome)
+        self.x0 = np.asarray(x0, np.float64)
+        self._diverged = 0
+        self._scored = 0
+
+    def init(self) -> CMAES:
+        return CMAES(self.x0, self.cma)
+
+    def step(self, state: CMAES, step: int, key: jax.Array) -> tuple[CMAES, Any]:
+        from blur.outer.base import StepReport
+
+        X = state.ask()
+        population = jnp.asarray(X, jnp.float32)
+        if self.place is not None:
+            population = self.place(population)
+        aux = score_population(
+            population, key, unravel=self.unravel, spec=self.spec, family=self.family,
+            cfg=self.objective,
+        )
+        fitness = fitness_from_aux(aux, self.fitness)
+        state.tell(X, -fitness)  # pycma minimises: tell minus the fitness to maximise
+        bad = int(np.sum(~np.isfinite(fitness)))
+        self._diverged += bad
+        self._scored += len(fitness)
+        finite = fitness[np.isfinite(fitness)]
+        record = {
+            "fitness_best": float(finite.max()) if finite.size else None,
+            "fitness_mean": float(finite.mean()) if finite.size else None,
+            "meta_train_accuracy": float(np.mean(np.asarray(aux.accuracy))),
+            "meta_loss": float(np.nanmean(np.asarray(aux.loss))),
+            "diverged": bad,
+            "sigma": state.sigma,
+            "popsize": len(X),
+            "restarts": state.restart_count,
+            "T": self.objective.num_steps,
+        }
+        postfix = {"best": f"{float(np.max(fitness)):.3f}", "sigma": f"{state.sigma:.3f}"}
+        return state, StepReport(record=record, postfix=postfix)
+
+    def candidates(self, state: CMAES) -> tuple[Genome, np.ndarray]:
+        mean = self.unravel(jnp.asarray(state.mean, jnp.float32))
+        return jax.tree_util.tree_map(lambda x: x[None], mean), np.ones((1,), bool)
+
+    def to_checkpoint(self, state: CMAES) -> tuple[Any, dict[str, Any]]:
+        return list(state.history), {
+            "popsizes": [len(h) for h in state.history],
+            "mean": state.mean.tolist(),
+            "diverged": self._diverged,
+            "scored": self._scored,
+        }
+
+    def checkpoint_template(self, meta: dict[str, Any]) -> Any:
+        return [np.zeros((p,), np.float64) for p in meta["popsizes"]]
+
+    def from_checkpoint(self, tree: Any, meta: dict[str, Any]) -> CMAES:
+        es = CMAES.replay(self.x0, self.cma, [np.asarray(h) for h in tree])
+        if not np.allclose(es.mean, np.asarray(meta["mean"]), rtol=0, atol=1e-9):
+            raise ValueError(
+                "replaying the checkpoint's fitness history did not reproduce the saved CMA-ES "
+                "mean (was it written by another pycma version or configuration?)"
+            )
+        self._diverged = int(meta.get("diverged", 0))
+        self._scored = int(meta.get("scored", 0))
+        return es
+
+    def summary(self, state: CMAES) -> dict[str, Any]:
+        return {"diverged": self._diverged, "scored": self._scored,
+                "restarts": state.restart_count}

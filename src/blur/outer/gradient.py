@@ -6,7 +6,9 @@ steps, §4.2 / App. C.4). Runs are a leading axis on the genome and optimiser st
 with one ``jax.vmap``-ed, jitted update.
 
 A run whose meta-loss or meta-gradient is non-finite (a diverging inner loop) keeps its old
-genome and optimiser state for that step; ``skipped`` counts such steps per run.
+genome and optimiser state for that step; ``skipped`` counts such steps per run. A run that
+stays non-finite for ``drop_after`` consecutive steps is dropped: no longer updated, and
+left out of best-of-N by the run loop (:class:`GradientTrainer`).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
-from blur._pytree import pytree_dataclass
+from blur._pytree import pytree_dataclass, tree_all_finite
 from blur.genome import Genome
 from blur.network import NetworkSpec
 from blur.outer.objective import ObjectiveAux, ObjectiveConfig, meta_objective
@@ -83,11 +86,15 @@ class GradientState:
       genomes: Genome with leaves [R, ...].
       opt_state: optax state with leaves [R, ...].
       skipped: [R] int32, meta-steps skipped because of non-finite loss or gradient.
+      streak: [R] int32, consecutive skipped meta-steps up to now.
+      dropped: [R] bool, runs dropped after ``drop_after`` consecutive skipped meta-steps.
     """
 
     genomes: Genome
     opt_state: Any
     skipped: jax.Array
+    streak: jax.Array
+    dropped: jax.Array
 
 
 @pytree_dataclass
@@ -114,14 +121,12 @@ def init(genomes: Genome, optimizer: optax.GradientTransformation) -> GradientSt
         genomes=genomes,
         opt_state=jax.vmap(optimizer.init)(genomes),
         skipped=jnp.zeros((R,), jnp.int32),
+        streak=jnp.zeros((R,), jnp.int32),
+        dropped=jnp.zeros((R,), bool),
     )
 
 
-def _tree_all_finite(tree: Any) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in jax.tree_util.tree_leaves(tree)]))
-
-
-@partial(jax.jit, static_argnames=("spec", "cfg", "optimizer"))
+@partial(jax.jit, static_argnames=("spec", "cfg", "optimizer", "drop_after"))
 def meta_step(
     state: GradientState,
     key: jax.Array,
@@ -130,34 +135,46 @@ def meta_step(
     family: TaskFamily,
     cfg: ObjectiveConfig,
     optimizer: optax.GradientTransformation,
+    drop_after: int | None = None,
 ) -> tuple[GradientState, GradientMetrics]:
     """One Adam step on every run. Each run gets its own key (``fold_in(key, run)``).
 
     Non-finite loss or gradient: that run's genome and optimiser state are left unchanged and
-    its ``skipped`` counter goes up by one.
+    its ``skipped`` counter and ``streak`` go up by one. A run whose streak reaches
+    ``drop_after`` is marked dropped; a dropped run is never updated again (and no longer
+    counted as skipped). ``drop_after=None`` never drops a run.
     """
     R = state.skipped.shape[0]
     keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(R))
 
-    def one_run(genome: Genome, opt_state: Any, k: jax.Array):
+    def one_run(genome: Genome, opt_state: Any, k: jax.Array, dropped: jax.Array):
         (loss, aux), grads = jax.value_and_grad(meta_objective, has_aux=True)(
             genome, spec, family, k, cfg
         )
-        ok = jnp.isfinite(loss) & _tree_all_finite(grads) & aux.finite
+        finite = jnp.isfinite(loss) & tree_all_finite(grads) & aux.finite
+        ok = finite & ~dropped
         safe_grads = jax.tree_util.tree_map(lambda g: jnp.where(ok, g, 0.0), grads)
         updates, new_opt = optimizer.update(safe_grads, opt_state, genome)
         new_genome = optax.apply_updates(genome, updates)
         keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
         new_genome = jax.tree_util.tree_map(keep, new_genome, genome)
         new_opt = jax.tree_util.tree_map(keep, new_opt, opt_state)
-        return new_genome, new_opt, aux, optax.global_norm(grads), ~ok
+        return new_genome, new_opt, aux, optax.global_norm(grads), ~finite & ~dropped
 
     genomes, opt_state, aux, gnorm, skipped = jax.vmap(one_run)(
-        state.genomes, state.opt_state, keys
+        state.genomes, state.opt_state, keys, state.dropped
     )
     aux: ObjectiveAux
+    streak = jnp.where(skipped, state.streak + 1, jnp.where(state.dropped, state.streak, 0))
+    dropped = state.dropped
+    if drop_after is not None:
+        dropped = dropped | (streak >= drop_after)
     new_state = GradientState(
-        genomes=genomes, opt_state=opt_state, skipped=state.skipped + skipped.astype(jnp.int32)
+        genomes=genomes,
+        opt_state=opt_state,
+        skipped=state.skipped + skipped.astype(jnp.int32),
+        streak=streak,
+        dropped=dropped,
     )
     metrics = GradientMetrics(
         loss=aux.loss,
@@ -169,9 +186,94 @@ def meta_step(
     return new_state, metrics
 
 
-@partial(jax.jit, static_argnames=("spec", "cfg"))
-def evaluate_runs(
-    genomes: Genome, key: jax.Array, *, spec: NetworkSpec, family: TaskFamily, cfg: ObjectiveConfig
-) -> ObjectiveAux:
-    """Objective of each of R genomes (leaves [R, ...]) on the same tasks (common key)."""
-    return jax.vmap(lambda g: meta_objective(g, spec, family, key, cfg)[1])(genomes)
+def unstack(genomes: Genome) -> list[Genome]:
+    """The R genomes of a stack (leaves [R, ...]) as a list."""
+    R = jax.tree_util.tree_leaves(genomes)[0].shape[0]
+    return [jax.tree_util.tree_map(lambda x, r=r: x[r], genomes) for r in range(R)]
+
+
+@dataclasses.dataclass
+class GradientTrainer:
+    """Gradient meta-training as a :class:`blur.outer.base.MetaTrainer`.
+
+    Attributes:
+      genome: the initial genome; every run starts from it.
+      spec, family: the network and the meta-training task family.
+      objective: the meta-objective; ``num_steps`` is replaced by the curriculum's T.
+      curriculum: T against the meta-step.
+      optimizer: see :func:`make_optimizer`.
+      num_runs: R, runs trained side by side.
+      drop_after: consecutive non-finite meta-steps after which a run is dropped.
+      place: applied to the fresh state (e.g. sharding the run axis over devices).
+    """
+
+    genome: Genome
+    spec: NetworkSpec
+    family: TaskFamily
+    objective: ObjectiveConfig
+    curriculum: Curriculum
+    optimizer: optax.GradientTransformation
+    num_runs: int
+    drop_after: int | None = None
+    place: Any = None
+    method: str = "gradient"
+
+    def init(self) -> GradientState:
+        genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * self.num_runs), self.genome)
+        state = init(genomes, self.optimizer)
+        return self.place(state) if self.place is not None else state
+
+    def step(self, state: GradientState, step: int, key: jax.Array) -> tuple[GradientState, Any]:
+        from blur.outer.base import StepReport
+
+        T = self.curriculum.num_steps(step)
+        cfg = dataclasses.replace(self.objective, num_steps=T)
+        old_dropped = np.asarray(state.dropped)
+        state, m = meta_step(
+            state, key, spec=self.spec, family=self.family, cfg=cfg, optimizer=self.optimizer,
+            drop_after=self.drop_after,
+        )
+        g = state.genomes
+        skipped = np.asarray(state.skipped)
+        record = {
+            "T": T,
+            "meta_loss": np.asarray(m.loss).tolist(),
+            "meta_train_accuracy": np.asarray(m.accuracy).tolist(),
+            "grad_norm": np.asarray(m.grad_norm).tolist(),
+            "skipped": skipped.tolist(),
+            "gates": {
+                "f": np.asarray(g.f).tolist(),
+                "eta": np.asarray(g.eta).tolist(),
+                "f_tilde": np.asarray(g.f_tilde).tolist(),
+                "eta_tilde": np.asarray(g.eta_tilde).tolist(),
+            },
+        }
+        dropped = np.asarray(state.dropped)
+        events = [
+            f"run {r} dropped at meta-step {step}: its inner loop was non-finite for "
+            f"{self.drop_after} meta-steps in a row; it is no longer trained and is left out "
+            "of best-of-N from now on"
+            for r in np.nonzero(dropped & ~old_dropped)[0]
+        ]
+        if np.any(dropped):
+            record["dropped"] = np.nonzero(dropped)[0].tolist()
+        postfix = {"loss": f"{float(np.nanmean(np.asarray(m.loss))):.3f}", "T": str(T)}
+        return state, StepReport(record=record, postfix=postfix, events=events)
+
+    def candidates(self, state: GradientState) -> tuple[Genome, np.ndarray]:
+        return state.genomes, ~np.asarray(state.dropped)
+
+    def to_checkpoint(self, state: GradientState) -> tuple[Any, dict[str, Any]]:
+        return state, {}
+
+    def checkpoint_template(self, meta: dict[str, Any]) -> Any:
+        return self.init()
+
+    def from_checkpoint(self, tree: Any, meta: dict[str, Any]) -> GradientState:
+        return self.place(tree) if self.place is not None else tree
+
+    def summary(self, state: GradientState) -> dict[str, Any]:
+        return {
+            "skipped": np.asarray(state.skipped).tolist(),
+            "dropped": np.nonzero(np.asarray(state.dropped))[0].tolist(),
+        }

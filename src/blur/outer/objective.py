@@ -13,6 +13,7 @@ of state 0 against the ±1 labels).
 from __future__ import annotations
 
 import dataclasses
+from functools import partial
 from typing import Literal
 
 import jax
@@ -185,3 +186,15 @@ def meta_objective(
         finite=jnp.all(aux.finite),
     )
     return jnp.mean(losses), mean_aux
+
+
+@partial(jax.jit, static_argnames=("spec", "cfg"))
+def score_genomes(
+    genomes: Genome, key: jax.Array, *, spec: NetworkSpec, family: TaskFamily, cfg: ObjectiveConfig
+) -> ObjectiveAux:
+    """The objective of each of R genomes (leaves [R, ...]) on the same tasks (common key).
+
+    Returns:
+      ObjectiveAux with leaves [R]. Used for validation by both meta-optimisers.
+    """
+    return jax.vmap(lambda g: meta_objective(g, spec, family, key, cfg)[1])(genomes)

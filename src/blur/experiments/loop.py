@@ -1,0 +1,328 @@
+"""The one run loop: drives either meta-optimiser, validates, selects, checkpoints, resumes.
+
+``blur meta-train`` and ``blur evolve`` are thin adapters over :func:`run`; the method comes
+from ``config.method`` and the meta-optimiser from :func:`make_trainer`
+(:class:`blur.outer.base.MetaTrainer`). Randomness: meta-step ``s`` gets
+``fold_in(fold_in(seed key, 1), s)``, validation always ``fold_in(seed key, 2)`` (the same tasks
+at every validation, so scores compare), the initial genome ``fold_in(seed key, 0)``. A killed
+run resumed from its last checkpoint ends with the same genome, metrics and checkpoint as an
+uninterrupted one (on the same machine).
+
+Hooks: ``on_validation(step, score)`` sees the best validation score of each validation and may
+raise (a sweep's pruner stops a trial here); ``on_checkpoint(step)`` runs after each checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+
+from blur.experiments import runs
+from blur.experiments.config import RunConfig, build_family, build_train_family
+from blur.experiments.evaluation import Contender, evaluate_report
+from blur.genome import Genome
+from blur.io.atomic import write_text_atomic
+from blur.io.checkpoint import load_checkpoint, load_meta, save_checkpoint
+from blur.io.genome_file import load_genome, save_genome
+from blur.io.metrics import append_metrics, truncate_metrics
+from blur.outer.base import MetaTrainer
+from blur.outer.evolution import EvolutionTrainer
+from blur.outer.gradient import GradientTrainer, make_optimizer, unstack
+from blur.outer.objective import score_genomes
+from blur.outer.sharding import shard_leading_axis
+
+log = logging.getLogger("blur")
+
+Hook = Callable[[int, float], None]
+
+
+@dataclass
+class RunResult:
+    """What a finished (or stopped) run returns.
+
+    Attributes:
+      run_dir: the run folder.
+      genome: the selected genome (``genome.json``), or, when stopped before any validation,
+        the first candidate.
+      best_score: its validation score (-inf if none yet).
+      best_step: the meta-step (generation) it was validated at; 0 is the initial genome.
+      best_run: which run (0 for CMA-ES).
+      table: the final evaluation table ("" when not evaluated).
+      wall_time: seconds, over all sessions of the run.
+      summary: the meta-optimiser's counters (``skipped`` and ``dropped`` runs, or
+        ``diverged`` candidates).
+    """
+
+    run_dir: Path
+    genome: Genome
+    best_score: float
+    best_step: int
+    best_run: int
+    table: str
+    wall_time: float
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def skipped(self) -> list[int]:
+        """Skipped updates per run (gradient meta-training)."""
+        return list(self.summary.get("skipped", []))
+
+
+def make_trainer(config: RunConfig, genome: Genome) -> MetaTrainer[Any]:
+    """The meta-optimiser that ``config.method`` names, on the run's training tasks."""
+    family = build_train_family(config.tasks)
+    spec = config.network.spec_for(family)
+    if config.method == "gradient":
+        gs = config.gradient
+        return GradientTrainer(
+            genome=genome,
+            spec=spec,
+            family=family,
+            objective=config.objective,
+            curriculum=gs.curriculum,
+            optimizer=make_optimizer(gs.learning_rate, gs.clip_norm, gs.scale_by_parameter),
+            num_runs=gs.num_runs,
+            drop_after=gs.drop_after,
+            place=_placer(config.devices, strict=True),
+        )
+    return EvolutionTrainer(
+        genome=genome,
+        spec=spec,
+        family=family,
+        objective=config.objective,
+        cma=config.evolution.cma,
+        fitness=config.evolution.fitness,
+        place=_placer(config.devices, strict=False),
+    )
+
+
+def _placer(devices: int | None, *, strict: bool) -> Callable[[Any], Any] | None:
+    """Shard a population's leading axis over ``devices`` when there is more than one."""
+    n = len(jax.local_devices()) if devices is None else devices
+    if n <= 1:
+        return None
+    return lambda tree: shard_leading_axis(tree, devices=n, strict=strict)
+
+
+@dataclass
+class Validation:
+    """Held-out families scored during a run, always on the same tasks (a fixed key)."""
+
+    config: RunConfig
+    key: jax.Array
+    families: tuple[Any, ...] = ()
+
+    def __post_init__(self) -> None:
+        self.families = tuple(build_family(t) for t in self.config.tasks.validate)
+        self.cfg = dataclasses.replace(
+            self.config.objective,
+            num_steps=self.config.validation_steps(),
+            num_tasks=self.config.validate_tasks,
+        )
+
+    def __call__(self, genomes: Genome) -> np.ndarray:
+        """Mean query accuracy [R] over the families (0 where an inner loop diverged)."""
+        scores = []
+        for family in self.families:
+            aux = score_genomes(
+                genomes, self.key, spec=self.config.network.spec_for(family), family=family,
+                cfg=self.cfg,
+            )
+            scores.append(np.where(np.asarray(aux.finite), np.asarray(aux.accuracy), 0.0))
+        return np.mean(np.stack(scores), axis=0)
+
+
+@dataclass
+class Selection:
+    """Best-of-N: keeps the best validated genome and writes it to ``genome.json``."""
+
+    config: RunConfig
+    run_dir: Path
+    best_score: float = -np.inf
+    best_step: int = -1
+    best_run: int = -1
+
+    def consider(self, scores: np.ndarray, eligible: np.ndarray, genomes: Genome,
+                 step: int) -> bool:
+        """Keep the best eligible of ``scores`` [R]; write ``genome.json`` when it improves."""
+        masked = np.where(eligible, scores, -np.inf)
+        r = int(np.argmax(masked))
+        if not np.isfinite(masked[r]) or float(masked[r]) <= self.best_score:
+            return False
+        self.best_score, self.best_step, self.best_run = float(masked[r]), step, r
+        save_genome(
+            unstack(genomes)[r],
+            self.run_dir / runs.GENOME,
+            network=self.config.network,
+            method=self.config.method,
+            step=step,
+            run=r,
+            meta_val_accuracy=self.best_score,
+            preset=self.config.preset,
+            seed=self.config.seed,
+        )
+        return True
+
+    def state(self) -> dict[str, Any]:
+        # -inf (nothing validated yet) is not JSON: stored as null.
+        best = self.best_score if np.isfinite(self.best_score) else None
+        return {"best_score": best, "best_step": self.best_step, "best_run": self.best_run}
+
+    def restore(self, meta: dict[str, Any]) -> None:
+        best = meta.get("best_score")
+        self.best_score = -np.inf if best is None else float(best)  # 0.0 is a valid best
+        self.best_step = int(meta.get("best_step", -1))
+        self.best_run = int(meta.get("best_run", -1))
+
+
+def run(
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    stop_after: int | None = None,
+    evaluate_at_end: bool = True,
+    on_validation: Hook | None = None,
+    on_checkpoint: Callable[[int], None] | None = None,
+) -> RunResult:
+    """Run (or resume) meta-training as configured; see the module docstring.
+
+    Args:
+      config: the resolved run configuration (``config.method`` picks the meta-optimiser).
+      resume: continue from ``run_dir/checkpoint.npz``.
+      stop_after: stop (after checkpointing) once this meta-step is reached; for tests.
+      evaluate_at_end: run the final evaluation table (and plots) when the run completes.
+      on_validation, on_checkpoint: hooks (module docstring).
+    """
+    run_dir = runs.prepare_run_dir(config, resume)
+    key = jax.random.PRNGKey(config.seed)
+    genome0 = runs.initial_genome(config, config.network.num_layers, jax.random.fold_in(key, 0))
+    trainer = make_trainer(config, genome0)
+    validation = Validation(config, jax.random.fold_in(key, 2))
+    selection = Selection(config, run_dir)
+    total = config.total_steps
+    start, timer = 0, runs.Timer()
+    unit = "meta-step" if config.method == "gradient" else "generation"
+    if resume:
+        path = run_dir / runs.CHECKPOINT
+        meta = load_meta(path)
+        if meta.get("kind", config.method) != config.method:
+            raise runs.RunDirError(
+                f"{path} was written by method {meta.get('kind')!r} but the run's config says "
+                f"{config.method!r}; resume it with the command that started it"
+            )
+        tree, meta = load_checkpoint(path, like=trainer.checkpoint_template(meta))
+        try:
+            state = trainer.from_checkpoint(tree, meta)
+        except ValueError as e:
+            raise runs.RunDirError(f"{path}: {e}") from None
+        start, timer = int(meta["step"]), runs.Timer(float(meta.get("wall_time", 0.0)))
+        selection.restore(meta)
+        # Train records carry the 0-based index of their step, validation records the number
+        # of steps done: the checkpoint at `start` covers train steps < start and validation
+        # steps <= start (a validation at a checkpoint step runs before the checkpoint).
+        truncate_metrics(run_dir / runs.METRICS, start - 1, max_step_by_kind={"validation": start})
+        log.info("resumed %s at %s %d", run_dir, unit, start)
+    else:
+        state = trainer.init()
+
+    step_key = jax.random.fold_in(key, 1)
+    end = total if stop_after is None else min(total, stop_after)
+    bar = runs.progress_bar(total, start, f"{config.method} {config.preset}")
+
+    def log_record(record: dict[str, Any]) -> None:
+        append_metrics(run_dir / runs.METRICS, {**record, "wall_time": timer.elapsed()})
+
+    def checkpoint(step: int) -> None:
+        tree, extra = trainer.to_checkpoint(state)
+        meta = {"step": step, "wall_time": timer.elapsed(), "kind": config.method, **extra,
+                **selection.state()}
+        save_checkpoint(run_dir / runs.CHECKPOINT, tree, meta)
+        if on_checkpoint is not None:
+            on_checkpoint(step)
+
+    def validate(step: int) -> None:
+        genomes, eligible = trainer.candidates(state)
+        scores = validation(genomes)
+        improved = selection.consider(scores, eligible, genomes, step)
+        log_record({
+            "step": step,
+            "kind": "validation",
+            "T": validation.cfg.num_steps,
+            "scored_after": list(validation.cfg.score_points()),
+            "meta_val_accuracy": scores.tolist(),
+            "best_meta_val_accuracy": selection.best_score,
+            "best_run": selection.best_run,
+            "improved": improved,
+        })
+        best_now = float(np.max(np.where(eligible, scores, -np.inf)))
+        message = (f"{unit} {step}/{total}: validation {100 * best_now:.1f}% "
+                   f"(best {100 * selection.best_score:.1f}% at {unit} {selection.best_step})")
+        if bar.disable:
+            log.info(message)
+        else:
+            bar.write(message)
+        if on_validation is not None:
+            on_validation(step, best_now)
+
+    if start == 0 and end > 0:
+        # Score the initial genome too, so best-of-N never returns a genome that validates
+        # worse than where meta-training started (genome.json then records step 0).
+        validate(0)
+    for step in range(start, end):
+        state, report = trainer.step(state, step, jax.random.fold_in(step_key, step))
+        for event in report.events:
+            log.warning(event)
+        bar.update(1)
+        done = step + 1
+        if step % config.log_every == 0 or done == total:
+            log_record({"step": step, "kind": "train", **report.record})
+            bar.set_postfix(**report.postfix)
+        if done % config.validate_every == 0 or done == total:
+            validate(done)
+        if done % config.checkpoint_every == 0 or done == end:
+            checkpoint(done)
+    bar.close()
+
+    def result(genome: Genome, table: str) -> RunResult:
+        return RunResult(run_dir, genome, selection.best_score, selection.best_step,
+                         selection.best_run, table, timer.elapsed(), trainer.summary(state))
+
+    if selection.best_run < 0 and end < total:
+        # Stopped (stop_after) before the first validation: validating here would put a
+        # selection into the checkpoint that an uninterrupted run never makes, so a resumed
+        # run could end with another genome. Return the first candidate instead.
+        return result(unstack(trainer.candidates(state)[0])[0], "")
+    if selection.best_run < 0:  # no validation happened (e.g. zero meta-steps)
+        validate(end)
+        checkpoint(end)
+    best = load_genome(run_dir / runs.GENOME)
+    table = ""
+    if evaluate_at_end and end == total:
+        table = final_evaluation(config, best, run_dir)
+    return result(best, table)
+
+
+def final_evaluation(config: RunConfig, genome: Genome, run_dir: Path) -> str:
+    """Evaluate ``genome`` on the run's evaluation families vs tuned baselines.
+
+    Writes ``eval.json``, ``eval.md`` (the table) and the plots; returns the table.
+    """
+    from blur.io.plots import plot_run
+
+    report = evaluate_report(
+        [Contender("BLUR", genome, config.network)],
+        config.tasks.evaluation_families(),
+        config.evaluation,
+        jax.random.fold_in(jax.random.PRNGKey(config.seed), 777),
+    )
+    write_text_atomic(run_dir / runs.EVAL, runs.dump_json(report.data))
+    write_text_atomic(run_dir / "eval.md", report.table + "\n")
+    plot_run(run_dir)
+    return report.table
