@@ -6,6 +6,7 @@ One tiny configuration for all of them, so the jitted functions compile once per
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -13,9 +14,24 @@ from pathlib import Path
 import numpy as np
 import tyro
 
-from blur.experiments.config import RunConfig, get_preset
+from blur.experiments.config import (
+    PAPER_NETWORK,
+    RunConfig,
+    TaskConfig,
+    build_train_family,
+    get_preset,
+)
 from blur.io.checkpoint import load_meta
 from blur.io.metrics import read_metrics
+from blur.outer import gradient
+from blur.outer.objective import ObjectiveConfig
+
+# meta_step / score_genomes on a tiny network (test_gradient_meta, test_divergence)
+FAMILY = build_train_family(TaskConfig(train=("xor", "and")))
+SPEC = dataclasses.replace(PAPER_NETWORK, hidden=(8,)).spec_for(FAMILY)
+CFG = ObjectiveConfig(num_steps=3, batch_size=32, num_tasks=2)
+LR = 0.01
+OPT = gradient.make_optimizer(LR, 10.0)
 
 BLUR = str(Path(sys.executable).with_name("blur"))
 

@@ -9,7 +9,6 @@ compilation.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import os
@@ -18,13 +17,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from run_helpers import EVOLVE, META_TRAIN
 
 import blur
 from blur.cli.main import main
 from blur.experiments.config import config_from_json, config_to_json, get_preset
-from blur.io.genome_file import load_genome
+from blur.io.genome_file import load_genome, load_genome_file
 from blur.io.metrics import read_metrics
 
 BLUR = str(Path(sys.executable).with_name("blur"))
@@ -63,8 +63,6 @@ HELP = {
 
 @pytest.mark.parametrize("command", list(HELP))
 def test_help(command, capsys, monkeypatch):
-    if command == "bench" and importlib.util.find_spec("blur.cli.bench") is None:
-        pytest.skip("blur.cli.bench does not exist yet")
     monkeypatch.setenv("COLUMNS", "120")
     argv = [command, "--help"] if command else ["--help"]
     assert call(argv) == 0
@@ -94,8 +92,10 @@ def _png(path: Path) -> None:
 
 def _check_run_folder(run_dir: Path, last_step: int) -> None:
     for name in ("config.json", "metrics.jsonl", "checkpoint.npz", "checkpoint.npz.json",
-                 "genome.json", "eval.json"):
+                 "genome.json", "eval.json", "eval.md"):
         assert (run_dir / name).is_file(), name
+    for name in ("meta_training.png", "accuracy_vs_step.png"):  # drawn at the end of the run
+        _png(run_dir / name)
     assert not [p for p in run_dir.iterdir() if p.name.endswith(".tmp")]
     config = config_from_json((run_dir / "config.json").read_text())
     assert config.run_dir == run_dir and config.seed == 3 and config.network.hidden == (8,)
@@ -113,14 +113,24 @@ def _check_run_folder(run_dir: Path, last_step: int) -> None:
                key=lambda r: max(r["meta_val_accuracy"]))
     saved = json.loads((run_dir / "genome.json").read_text())["metadata"]
     assert saved["step"] == best["step"]
-    genome = load_genome(run_dir / "genome.json")
-    assert genome.num_states == 2
+    # the genome file (schema v2) carries the network it was meta-trained for, and the method
+    loaded = load_genome_file(run_dir / "genome.json")
+    assert loaded.genome.num_states == 2
+    assert loaded.network == config.network and loaded.method == config.method
     ev = json.loads((run_dir / "eval.json").read_text())
     assert ev["report_steps"] == [2]
-    (result,) = ev["results"]
-    assert result["family"] == "pie"
-    assert len(result["blur"]) == 3 and all(0.0 <= a <= 1.0 for a in result["blur"])
-    assert len(result["sgd"]["curve"]) == 3 and "BLUR@2" in ev["table"]
+    (row,) = ev["rows"]
+    assert row["family"] == "pie" and row["step"] == 2 and row["num_tasks"] == 2
+    assert set(row) == {"family", "step", "num_tasks", "BLUR", "sgd", "BLUR-sgd"}
+    (fam,) = ev["families"]
+    curves = np.asarray(fam["genomes"]["BLUR"])
+    assert curves.shape == (2, 3) and np.all((0 <= curves) & (curves <= 1))
+    assert row["BLUR"]["mean"] == pytest.approx(curves[:, 2].mean())
+    sgd = np.asarray(fam["baselines"]["sgd"]["oracle"])
+    assert sgd.shape == (2, 3)
+    assert row["BLUR-sgd"]["mean"] == pytest.approx(curves[:, 2].mean() - sgd[:, 2].mean())
+    table = (run_dir / "eval.md").read_text().splitlines()
+    assert table[0].split()[:4] == ["task", "step", "BLUR", "SGD"]
 
 
 @pytest.fixture(scope="module")
@@ -140,15 +150,25 @@ def test_meta_train_end_to_end(meta_train_run):
     records = read_metrics(run_dir / "metrics.jsonl")
     assert {tuple(r["scored_after"]) for r in records if r["kind"] == "validation"} == {(1, 3)}
     assert config_from_json((run_dir / "config.json").read_text()).objective.score_steps == (1,)
-    assert f"run folder: {run_dir}" in out
     assert "skipped updates per run: [0, 0]" in out
-    assert re.search(r"best meta-validation accuracy [\d.]+% \(meta-step \d+\)", out)
-    header = next(line for line in out.splitlines() if line.startswith("task"))
-    assert header.split() == ["task", "BLUR@2", "SGD@2"]
-    row = next(line for line in out.splitlines() if line.startswith("pie"))
-    blur_acc = float(row.split()[1])
-    assert 0.0 <= blur_acc <= 100.0
+    assert re.search(r"selected: run \d at meta-step \d+, validation [\d.]+%", out)
+    _check_printed_table(out, run_dir)
+    assert f"genome: {run_dir / 'genome.json'}" in out and "plots:" in out
+    assert "{" not in out  # the config is in config.json, not printed
     _check_run_folder(run_dir, 12)
+
+
+def _check_printed_table(out: str, run_dir: Path) -> None:
+    """The main job's table: BLUR next to tuned SGD with the paired difference and interval."""
+    lines = out.splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("task"))
+    assert lines[i].split() == ["task", "step", "BLUR", "SGD", "BLUR-SGD", "(95%", "CI)"]
+    row = lines[i + 2]
+    ev = json.loads((run_dir / "eval.json").read_text())["rows"][0]
+    assert row.startswith("pie") and row.split()[1] == "2"
+    assert f"{100 * ev['BLUR']['mean']:.1f} ± {100 * ev['BLUR']['se']:.1f}" in row
+    d = ev["BLUR-sgd"]
+    assert f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]" in row
 
 
 def test_evaluate_end_to_end(meta_train_run, tmp_path, capsys):
@@ -157,12 +177,14 @@ def test_evaluate_end_to_end(meta_train_run, tmp_path, capsys):
     assert call(["evaluate", str(run_dir / "genome.json"), *EVAL_ARGS, "--seed", "3",
                  "--baselines", "sgd", "adam", "--output", str(output)]) == 0
     out = capsys.readouterr().out
-    assert out.splitlines()[0].split() == ["task", "BLUR@2", "SGD@2", "ADAM@2"]
+    assert out.splitlines()[0].split()[:5] == ["task", "step", "BLUR", "SGD", "ADAM"]
     assert out.splitlines()[2].startswith("pie")
-    (result,) = json.loads(output.read_text())["results"]
-    assert result["family"] == "pie" and set(result) >= {"blur", "sgd", "adam"}
-    # the printed BLUR@2 column is the curve's entry 2, in percent
-    assert out.splitlines()[2].split()[1] == f"{100 * result['blur'][2]:.1f}"
+    (row,) = json.loads(output.read_text())["rows"]
+    assert row["family"] == "pie" and set(row) >= {"BLUR", "sgd", "adam", "BLUR-sgd", "BLUR-adam"}
+    # the printed BLUR column is the mean of the per-task curves' entry 2, in percent
+    (fam,) = json.loads(output.read_text())["families"]
+    mean = np.mean(np.asarray(fam["genomes"]["BLUR"])[:, 2])
+    assert out.splitlines()[2].split()[2] == f"{100 * mean:.1f}"
 
 
 def test_evaluate_takes_the_network_of_the_genomes_run_folder(meta_train_run, tmp_path, capsys):
@@ -170,9 +192,17 @@ def test_evaluate_takes_the_network_of_the_genomes_run_folder(meta_train_run, tm
     assert call(["evaluate", str(run_dir / "genome.json"), "--help"]) == 0
     help_text = capsys.readouterr().out
     hidden = help_text[help_text.index("--network.hidden"):][:200]
-    assert "(default: 8)" in hidden  # the run's --network.hidden 8, not NetworkConfig()'s 20
-    # the same genome outside its run folder falls back to the defaults
+    assert "(default: 8)" in hidden  # the run's --network.hidden 8, not the default 20
+    # a v2 genome file carries its network: outside its run folder it still trains (8,)
     (tmp_path / "genome.json").write_text((run_dir / "genome.json").read_text())
+    assert call(["evaluate", str(tmp_path / "genome.json"), "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "(default: 8)" in help_text[help_text.index("--network.hidden"):][:200]
+    # a v1 file (no network) takes its run folder's config.json, and alone the defaults
+    data = json.loads((run_dir / "genome.json").read_text())
+    v1 = {**{k: v for k, v in data.items() if k not in ("network", "method")},
+          "schema_version": 1}
+    (tmp_path / "genome.json").write_text(json.dumps(v1))
     assert call(["evaluate", str(tmp_path / "genome.json"), "--help"]) == 0
     help_text = capsys.readouterr().out
     assert "(default: 20)" in help_text[help_text.index("--network.hidden"):][:200]
@@ -180,10 +210,11 @@ def test_evaluate_takes_the_network_of_the_genomes_run_folder(meta_train_run, tm
 
 def test_evaluate_refuses_mismatched_genome(meta_train_run, capsys):
     run_dir, _ = meta_train_run
-    code = call(["evaluate", str(run_dir / "genome.json"), *EVAL_ARGS,
-                 "--network.num-states", "3"])
-    assert code != 0
-    assert "K=2" in str(code) and "--network.num-states 2" in str(code)
+    assert call(["evaluate", str(run_dir / "genome.json"), *EVAL_ARGS,
+                 "--network.num-states", "3"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("blur evaluate: error:")
+    assert "K=2" in err and "--network.num-states 2" in err
 
 
 def test_plot_end_to_end(meta_train_run, capsys):
@@ -199,10 +230,9 @@ def test_evolve_end_to_end(tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "ev"
     assert call(["evolve", *EVOLVE, "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    assert f"run folder: {run_dir}" in out
-    assert re.search(r"best meta-validation accuracy [\d.]+% \(generation \d+\)", out)
-    header = next(line for line in out.splitlines() if line.startswith("task"))
-    assert header.split() == ["task", "BLUR@2", "SGD@2"]
+    assert re.search(r"selected: run 0 at generation \d+, validation [\d.]+%", out)
+    assert "diverged candidates: 0 of 48" in out
+    _check_printed_table(out, run_dir)
     _check_run_folder(run_dir, 8)
     meta = json.loads((run_dir / "checkpoint.npz.json").read_text())
     assert meta["kind"] == "cma" and meta["popsizes"] == [6] * 8
@@ -251,10 +281,16 @@ def test_resume_rejects_other_options(meta_train_run):
 def test_resume_without_checkpoint(tmp_path, capsys):
     assert call(["meta-train", "--resume", str(tmp_path)]) == 1
     assert "not a blur run folder" in capsys.readouterr().err
-    (tmp_path / "config.json").write_text(config_to_json(get_preset("toy2d")))
+    (tmp_path / "config.json").write_text(config_to_json(get_preset("cma-mnist14")))
     assert call(["evolve", "--resume", str(tmp_path)]) == 1
     err = capsys.readouterr().err
     assert "nothing to resume (no checkpoint.npz)" in err and "Traceback" not in err
+
+
+def test_resume_with_the_other_command_names_the_right_one(meta_train_run):
+    run_dir, _ = meta_train_run
+    code = call(["evolve", "--resume", str(run_dir)])
+    assert f"is a gradient run; resume it with `blur meta-train --resume {run_dir}`" in str(code)
 
 
 def test_evaluate_corrupt_genome(tmp_path, capsys):
@@ -278,7 +314,7 @@ def _script(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(("args", "message"), [
     (["meta-train", "--preset", "nope"], "unknown preset 'nope'; choose one of"),
-    (["evolve", "--resume", "{tmp}"], "nothing to resume (no checkpoint.npz)"),
+    (["meta-train", "--resume", "{tmp}"], "nothing to resume (no checkpoint.npz)"),
     (["meta-train", "--run-dir", "{tmp}"], "already holds a run"),
 ])
 def test_console_script_bad_input_exits_non_zero(tmp_path, args, message):

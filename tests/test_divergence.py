@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from run_helpers import EVOLVE, META_TRAIN, run_config
+from run_helpers import CFG, EVOLVE, FAMILY, META_TRAIN, OPT, SPEC, run_config
 
 import blur
 from blur.experiments import runs
@@ -24,11 +24,10 @@ from blur.experiments.meta_train import meta_train
 from blur.experiments.runs import RunDirError
 from blur.io.checkpoint import CheckpointError, load_checkpoint
 from blur.io.genome_file import load_genome, save_genome
+from blur.io.metrics import read_metrics
 from blur.outer import gradient
 from blur.outer.evolution import CMAES, WORST, CMAConfig, fitness_from_aux, score_population
 from blur.outer.objective import ObjectiveAux
-
-from test_gradient_meta import CFG, FAMILY, OPT, SPEC  # isort: skip
 
 HEALTHY = blur.delta_genome(2)
 DIVERGING = {
@@ -120,16 +119,21 @@ def diverging_start(monkeypatch):
                         lambda config, num_layers, key: DIVERGING["huge_eta_tilde"])
 
 
-def test_meta_train_logs_skipped_updates(tmp_path, caplog, diverging_start):
+def test_meta_train_counts_skipped_updates_and_drops_a_run_that_stays_diverged(
+    tmp_path, caplog, diverging_start
+):
+    """Non-finite meta-steps are counted, not logged one by one; a run that stays non-finite
+    for gradient.drop_after steps in a row is reported once and dropped."""
     caplog.set_level(logging.WARNING, logger="blur")
-    result = meta_train(run_config(META_TRAIN, tmp_path / "run"), evaluate=False)
-    assert result.skipped == [12, 12]
-    warnings = [r.getMessage() for r in caplog.records
-                if r.levelno == logging.WARNING and "non-finite inner loop" in r.getMessage()]
-    assert len(warnings) == 12
-    assert warnings[0] == ("meta-step 0: non-finite inner loop in runs [0, 1]; update skipped "
-                           "(skipped so far: [1, 1])")
-    assert warnings[-1].endswith("(skipped so far: [12, 12])")
+    cfg = run_config([*META_TRAIN, "--gradient.drop-after", "5"], tmp_path / "run")
+    result = meta_train(cfg, evaluate=False)
+    # dropped after 5 skipped steps each; a dropped run is no longer counted as skipped
+    assert result.skipped == [5, 5] and result.summary["dropped"] == [0, 1]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"run {r} dropped at meta-step 4: its inner loop was non-finite for 5 meta-steps in a "
+        "row; it is no longer trained and is left out of best-of-N from now on" for r in (0, 1)
+    ]
     # the genomes never changed, the checkpoint is finite and loadable, genome.json is valid
     meta = json.loads((tmp_path / "run" / "checkpoint.npz.json").read_text())
     assert meta["step"] == 12 and meta["best_score"] == 0.0
@@ -138,12 +142,37 @@ def test_meta_train_logs_skipped_updates(tmp_path, caplog, diverging_start):
     ref = jax.tree_util.tree_leaves(DIVERGING["huge_eta_tilde"])
     for got, want in zip(leaves[: len(ref)], ref, strict=True):
         np.testing.assert_array_equal(got, np.stack([want, want]))
-    np.testing.assert_array_equal(leaves[-1], [12, 12])  # the skip counters
+    np.testing.assert_array_equal(leaves[-3], [5, 5])  # the skip counters
+    np.testing.assert_array_equal(leaves[-1], [True, True])  # dropped
     saved = load_genome(tmp_path / "run" / "genome.json")
     assert leaves_equal(saved, DIVERGING["huge_eta_tilde"])
-    train = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
-             if '"train"' in x]
-    assert train[-1]["skipped"] == [12, 12] and train[-1]["meta_loss"] == [None, None]
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    train = [r for r in records if r["kind"] == "train"]
+    assert train[3].get("dropped") is None and train[4]["dropped"] == [0, 1]
+    assert train[-1]["skipped"] == [5, 5] and train[-1]["meta_loss"] == [None, None]
+    # validations after the drop record the scores but select nothing new
+    val = [r for r in records if r["kind"] == "validation"]
+    assert [r["improved"] for r in val] == [True, False, False]
+
+
+def test_meta_step_drops_only_after_consecutive_failures():
+    """streak resets on a finite step; a dropped run keeps its genome even when finite."""
+    genomes = blur.stack_layers([HEALTHY, DIVERGING["huge_eta_tilde"]])
+    state = gradient.init(genomes, OPT)
+    for i in range(3):
+        state, m = gradient.meta_step(state, jax.random.key(i), spec=SPEC, family=FAMILY,
+                                      cfg=CFG, optimizer=OPT, drop_after=3)
+    np.testing.assert_array_equal(state.streak, [0, 3])
+    np.testing.assert_array_equal(state.dropped, [False, True])
+    np.testing.assert_array_equal(state.skipped, [0, 3])
+    # once dropped, a run is neither updated nor counted, even if its loss were finite
+    revived = state.replace(genomes=blur.stack_layers([HEALTHY, HEALTHY]))
+    after, m = gradient.meta_step(revived, jax.random.key(9), spec=SPEC, family=FAMILY, cfg=CFG,
+                                  optimizer=OPT, drop_after=3)
+    assert leaves_equal(jax.tree_util.tree_map(lambda x: x[1], after.genomes), HEALTHY)
+    assert not leaves_equal(jax.tree_util.tree_map(lambda x: x[0], after.genomes), HEALTHY)
+    np.testing.assert_array_equal(after.skipped, [0, 3])
+    np.testing.assert_array_equal(m.skipped, [False, False])
 
 
 def test_meta_train_resume_restores_zero_best_score(tmp_path, diverging_start):
@@ -162,14 +191,16 @@ def test_meta_train_resume_restores_zero_best_score(tmp_path, diverging_start):
     assert json.loads((tmp_path / "run" / "genome.json").read_text())["metadata"]["step"] == 0
 
 
-def test_evolve_logs_diverged_genomes(tmp_path, caplog, diverging_start, monkeypatch):
+def test_evolve_counts_diverged_genomes(tmp_path, caplog, diverging_start):
     caplog.set_level(logging.WARNING, logger="blur")
-    evolve(run_config(EVOLVE, tmp_path / "run"), evaluate=False)
-    warnings = [r.getMessage() for r in caplog.records if "diverged" in r.getMessage()]
-    assert warnings[0] == "generation 0: 6 of 6 genomes diverged (given the worst fitness)"
-    assert len(warnings) == 8
+    result = evolve(run_config(EVOLVE, tmp_path / "run"), evaluate=False)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]  # no line per step
+    assert result.summary["diverged"] == 48 and result.summary["scored"] == 48
+    train = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
+             if '"train"' in x]
+    assert [r["diverged"] for r in train] == [6] * 8
     meta = json.loads((tmp_path / "run" / "checkpoint.npz.json").read_text())
-    assert meta["step"] == 8 and np.all(np.isfinite(meta["mean"]))
+    assert meta["step"] == 8 and np.all(np.isfinite(meta["mean"])) and meta["diverged"] == 48
     history, _ = load_checkpoint(tmp_path / "run" / "checkpoint.npz",
                                  like=[np.zeros(6)] * 8)
     assert all(np.all(h == WORST) for h in history)

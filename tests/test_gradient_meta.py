@@ -1,35 +1,22 @@
 """Gradient meta-training: Adam through the unrolled inner loop on R runs side by side.
 
-The network, task mix, objective and optimizer below are exactly those that ``meta_train``
-builds for the tiny run configuration used in test_resume.py / test_cli.py, so the jitted
-``meta_step`` is compiled once for all of them.
+The tiny network, task mix, objective and optimizer come from run_helpers.py (shared with
+test_divergence.py, so the jitted ``meta_step`` is compiled once for both).
 """
 
 from __future__ import annotations
-
-import dataclasses
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from run_helpers import CFG, FAMILY, OPT, SPEC
 
 import blur
-from blur.experiments.config import (
-    PAPER_NETWORK,
-    TaskConfig,
-    build_train_family,
-)
 from blur.outer import gradient
 from blur.outer.gradient import Curriculum
-from blur.outer.objective import ObjectiveConfig, meta_objective, score_genomes
-
-FAMILY = build_train_family(TaskConfig(train=("xor", "and")))
-SPEC = dataclasses.replace(PAPER_NETWORK, hidden=(8,)).spec_for(FAMILY)
-CFG = ObjectiveConfig(num_steps=3, batch_size=32, num_tasks=2)
-LR = 0.01
-OPT = gradient.make_optimizer(LR, 10.0)
+from blur.outer.objective import meta_objective, score_genomes
 
 
 def two_runs() -> blur.Genome:

@@ -454,3 +454,52 @@ def test_plot_run_refuses_folder_without_metrics(tmp_path):
     with pytest.raises(FileNotFoundError, match="metrics.jsonl"):
         plot_run(tmp_path)
     assert _files(tmp_path) == []
+
+
+# ------------------------------------------------------------------ genome file schema v2
+
+
+def test_genome_file_v2_carries_network_and_method(tmp_path):
+    from blur.io.genome_file import load_genome_file
+    from blur.network import NetworkConfig
+
+    network = NetworkConfig(hidden=(7, 5), num_states=3, per_layer_genome=True,
+                            synapse_stabiliser=("oja",), synapse_keep_max=1.0)
+    genome = blur.random_genome(jax.random.key(0), 3, 3)
+    save_genome(genome, tmp_path / "g.json", network=network, method="cma", step=4)
+    loaded = load_genome_file(tmp_path / "g.json")
+    assert loaded.network == network and loaded.method == "cma"
+    assert loaded.metadata == {"step": 4}
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, loaded.genome, genome))
+    data = json.loads((tmp_path / "g.json").read_text())
+    assert data["schema_version"] == 2 and data["network"]["hidden"] == [7, 5]
+
+
+def test_genome_file_v1_still_loads_without_a_network(tmp_path):
+    from blur.io.genome_file import load_genome_file
+
+    genome = blur.delta_genome(2)
+    data = blur.genome_to_dict(genome)
+    data["schema_version"] = 1
+    (tmp_path / "v1.json").write_text(json.dumps({**data, "metadata": {"step": 1}}))
+    loaded = load_genome_file(tmp_path / "v1.json")
+    assert loaded.network is None and loaded.method is None and loaded.metadata == {"step": 1}
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda d: d["network"].update(num_states=3), "K=2 states but the network has num_states=3"),
+    (lambda d: d["network"].update(per_layer_genome=True), "a per-layer genome fixes the depth"),
+    (lambda d: d["network"].update(hiden=[3]), r"unknown NetworkConfig fields \['hiden'\]"),
+    (lambda d: d["network"].update(neuron_norm="sideways"), "neuron_norm='sideways' is invalid"),
+    (lambda d: d.update(method="magic"), "method is 'magic'"),
+])
+def test_genome_file_with_a_network_that_does_not_fit_is_refused(tmp_path, change, message):
+    from blur.io.genome_file import genome_file_dict, load_genome_file
+    from blur.network import NetworkConfig
+
+    data = genome_file_dict(blur.delta_genome(2), network=NetworkConfig(), method="gradient")
+    change(data)
+    (tmp_path / "g.json").write_text(json.dumps(data))
+    with pytest.raises(blur.GenomeFormatError, match=message) as err:
+        load_genome_file(tmp_path / "g.json")
+    assert "g.json" in str(err.value)

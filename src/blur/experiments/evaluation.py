@@ -247,9 +247,12 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     first = rows[0]
     methods = [k for k, v in first.items() if isinstance(v, dict) and "se" in v]
     diffs = [k for k, v in first.items() if isinstance(v, dict) and "lo" in v]
-    head = ["task", "step", *[m.upper() if m in ("sgd", "momentum", "adam") else m
-                              for m in methods]]
-    head += [f"{d} (95% CI)" for d in diffs]
+    def label(name: str) -> str:
+        return name.upper() if name in ("sgd", "momentum", "adam") else name
+
+    head = ["task", "step", *[label(m) for m in methods]]
+    head += [f"{label(d.rsplit('-', 1)[0])}-{label(d.rsplit('-', 1)[1])} (95% CI)"
+             for d in diffs]
     table = [head]
     for r in rows:
         cells = [r["family"], str(r["step"])]
@@ -347,7 +350,7 @@ def contender_from_file(
     """
     from blur.experiments.runs import CONFIG, load_run_config
     from blur.genome import GenomeFormatError
-    from blur.io.genome_file import load_genome_file
+    from blur.io.genome_file import check_network_fits, load_genome_file
 
     loaded = load_genome_file(path)
     net = network or loaded.network
@@ -358,4 +361,5 @@ def contender_from_file(
             f"{path}: a v1 genome file outside a run folder does not say which network it "
             "trains; give the network (e.g. --network.hidden ... --network.num-states K)"
         )
+    check_network_fits(loaded.genome, net, str(path))
     return Contender(name or path.parent.name or path.stem, loaded.genome, net)

@@ -56,7 +56,7 @@ def genome_file_dict(
     if method is not None and method not in METHODS:
         raise ValueError(f"method={method!r}; choose one of {list(METHODS)}")
     if network is not None:
-        _check_fits(genome, network, "save_genome")
+        check_network_fits(genome, network, "save_genome")
     data = genome_to_dict(genome)
     if network is not None:
         data["network"] = to_jsonable(network)
@@ -80,20 +80,23 @@ def save_genome(
     write_text_atomic(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
 
 
-def _check_fits(genome: Genome, network: NetworkConfig, source: str) -> None:
+def check_network_fits(genome: Genome, network: NetworkConfig, source: str) -> None:
+    """Raise ``GenomeFormatError`` (naming ``source`` and the fix) if the genome cannot drive
+    ``network``: another K, or a per-layer genome of another depth."""
     if genome.num_states != network.num_states:
         raise GenomeFormatError(
-            f"{source}: the genome has K={genome.num_states} states but its network has "
-            f"num_states={network.num_states}"
+            f"{source}: the genome has K={genome.num_states} states but the network has "
+            f"num_states={network.num_states}; use --network.num-states {genome.num_states}"
         )
     per_layer = genome.num_layers is not None
     if per_layer != network.per_layer_genome or (
         per_layer and genome.num_layers != network.num_layers
     ):
         raise GenomeFormatError(
-            f"{source}: the genome has num_layers={genome.num_layers} but its network has "
+            f"{source}: the genome has num_layers={genome.num_layers} but the network has "
             f"per_layer_genome={network.per_layer_genome} with {network.num_layers} synapse "
-            "layers"
+            "layers; a per-layer genome fixes the depth (give "
+            f"{max((genome.num_layers or 1) - 1, 0)} hidden widths)"
         )
 
 
@@ -110,7 +113,7 @@ def genome_file_from_dict(data: Any, *, source: str = "genome") -> GenomeFile:
             network = from_jsonable(NetworkConfig, data["network"])
         except (ValueError, TypeError) as e:
             raise GenomeFormatError(f"{source}: invalid 'network': {e}") from None
-        _check_fits(genome, network, source)
+        check_network_fits(genome, network, source)
     method = data.get("method")
     if method is not None and method not in METHODS:
         raise GenomeFormatError(

@@ -257,7 +257,8 @@ class GradientTrainer:
         ]
         if np.any(dropped):
             record["dropped"] = np.nonzero(dropped)[0].tolist()
-        postfix = {"loss": f"{float(np.nanmean(np.asarray(m.loss))):.3f}", "T": str(T)}
+        losses = np.asarray(m.loss)[np.isfinite(np.asarray(m.loss))]
+        postfix = {"loss": f"{float(np.mean(losses)):.3f}" if losses.size else "nan", "T": str(T)}
         return state, StepReport(record=record, postfix=postfix, events=events)
 
     def candidates(self, state: GradientState) -> tuple[Genome, np.ndarray]:

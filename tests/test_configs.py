@@ -1,0 +1,74 @@
+"""One config per concept: the mirrored config classes stay in step with what they mirror."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+import pytest
+
+from blur.experiments.config import (
+    PRESETS,
+    RunConfig,
+    config_from_json,
+    config_to_json,
+    get_preset,
+)
+from blur.network import NetworkConfig, NetworkSpec
+from blur.outer.objective import ObjectiveConfig
+
+
+def _fields(cls: type) -> dict[str, tuple[object, object]]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: (hints[f.name], f.default) for f in dataclasses.fields(cls)}
+
+
+def test_network_config_is_network_spec_without_the_widths():
+    """Same fields, types and defaults as NetworkSpec, with `hidden` for `layer_sizes`: a new
+    spec option cannot be silently unreachable from presets and the CLI."""
+    spec = _fields(NetworkSpec)
+    config = _fields(NetworkConfig)
+    assert spec.pop("layer_sizes")[1] is dataclasses.MISSING
+    assert config.pop("hidden")[0] == tuple[int, ...]
+    assert config == spec
+
+
+def test_network_config_round_trips_through_the_spec():
+    config = dataclasses.replace(get_preset("mnist10").network)
+    spec = config.spec(100, 10)
+    assert spec.layer_sizes == (100, *config.hidden, 10)
+    assert NetworkConfig.from_spec(spec) == config
+    with pytest.raises(ValueError, match="NetworkSpec.neuron_norm='sideways' is invalid"):
+        NetworkConfig(neuron_norm="sideways")  # type: ignore[arg-type]
+
+
+def test_run_config_holds_the_objective_config_itself():
+    assert typing.get_type_hints(RunConfig)["objective"] is ObjectiveConfig
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_round_trip_through_json_and_record_their_method(name):
+    config = get_preset(name)
+    assert config_from_json(config_to_json(config)) == config
+    assert config.method == ("cma" if name.startswith("cma") else "gradient")
+
+
+def test_old_config_json_with_evolution_num_steps_still_loads():
+    """Run folders written before objective.num_steps held T under evolution.num_steps."""
+    import json
+
+    data = json.loads(config_to_json(get_preset("cma-mnist14")))
+    data["objective"].pop("num_steps")
+    data["evolution"]["num_steps"] = 7
+    data.pop("method")
+    config = config_from_json(json.dumps(data))
+    assert config.objective.num_steps == 7
+
+
+def test_unknown_config_fields_are_refused():
+    import json
+
+    data = json.loads(config_to_json(get_preset("toy2d")))
+    data["network"]["hiden"] = [3]
+    with pytest.raises(ValueError, match=r"unknown NetworkConfig fields \['hiden'\]"):
+        config_from_json(json.dumps(data))
