@@ -440,9 +440,14 @@ def test_plot_run_writes_valid_pngs(tmp_path):
     paths = plot_run(tmp_path)
     assert paths == [tmp_path / "meta_training.png"]
     assert _png_ok(paths[0]) == (1100, 400)
-    results = [{"family": f, "blur": [0.5, 0.6, 0.7], "blur_std": [0, 0, 0],
-                "sgd": {"curve": [0.5, 0.8, 0.9], "lr": [1, 1, 1]}} for f in ("pie", "xor")]
+    # an eval.json of the format before per-task curves: no accuracy plot, no error
+    results = [{"family": "pie", "blur": [0.5, 0.6, 0.7], "sgd": {"curve": [0.5, 0.8, 0.9]}}]
     (tmp_path / "eval.json").write_text(json.dumps({"report_steps": [2], "results": results}))
+    assert plot_run(tmp_path) == [tmp_path / "meta_training.png"]
+    families = [{"family": f, "genomes": {"BLUR": [[0.5, 0.6, 0.7], [0.4, 0.7, 0.8]]},
+                 "baselines": {"sgd": {"oracle": [[0.5, 0.8, 0.9], [0.5, 0.7, 0.9]]}}}
+                for f in ("pie", "xor")]
+    (tmp_path / "eval.json").write_text(json.dumps({"report_steps": [2], "families": families}))
     paths = plot_run(tmp_path)
     assert paths == [tmp_path / "meta_training.png", tmp_path / "accuracy_vs_step.png"]
     for p in paths:

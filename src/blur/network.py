@@ -11,7 +11,7 @@ transposed forward weights, kept tied at every step. Populations are ``jax.vmap`
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal, Protocol, get_args
+from typing import Any, Literal, Protocol, get_args, get_type_hints
 
 import jax
 import jax.numpy as jnp
@@ -148,46 +148,29 @@ class NetworkSpec:
                 )
 
 
-@dataclasses.dataclass(frozen=True)
-class NetworkConfig:
-    """A :class:`NetworkSpec` without its input and output widths, which come from the data.
+class _HasWidths(Protocol):
+    @property
+    def num_inputs(self) -> int: ...
 
-    The fields, their types and their defaults are those of :class:`NetworkSpec`, except that
-    ``layer_sizes`` is replaced by ``hidden`` (the hidden widths). This is what a run config,
-    a preset, a genome file (schema v2) and ``BlurClassifier`` hold: the network a genome was
-    meta-trained for, independent of any data set. A test keeps the two classes in step.
+    @property
+    def num_classes(self) -> int: ...
 
-    Attributes:
-      hidden: hidden layer widths (n_1, ..., n_{L-1}); empty for a single synapse layer.
-      (every other field): as in :class:`NetworkSpec`.
-    """
 
-    hidden: tuple[int, ...] = (20,)
-    num_states: int = 2
-    forward_activation: str = "relu_tanh"
-    backward_activation: str = "relu_tanh"
-    last_activation: str = "tanh"
-    backward_update: BackwardUpdate = "additive"
-    symmetric_synapses: bool = False
-    single_state_synapses: bool = False
-    neuron_norm: NeuronNorm = "none"
-    synapse_stabiliser: tuple[Stabiliser, ...] = ()
-    reset_neurons: bool = True
-    bias: bool = True
-    hebbian_reduce: HebbianReduce = "sum"
-    feedback: Feedback = "label"
-    fan_in_scaling: bool = False
-    per_layer_genome: bool = False
-    synapse_keep_max: float | None = None
+class _NetworkConfigMethods:
+    """Methods of :class:`NetworkConfig` (its fields are generated from NetworkSpec's)."""
+
+    hidden: tuple[int, ...]
+    num_states: int
+    per_layer_genome: bool
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "hidden", tuple(self.hidden))
-        object.__setattr__(self, "synapse_stabiliser", tuple(self.synapse_stabiliser))
+        object.__setattr__(self, "synapse_stabiliser", tuple(self.synapse_stabiliser))  # type: ignore[attr-defined]
         self.spec(1, 2)  # validate every field now, with the spec's own messages
 
     def spec(self, num_inputs: int, num_outputs: int) -> NetworkSpec:
         """The :class:`NetworkSpec` for data with these input and output widths."""
-        fields = dataclasses.asdict(self)
+        fields = dataclasses.asdict(self)  # type: ignore[call-overload]
         hidden = fields.pop("hidden")
         return NetworkSpec(layer_sizes=(num_inputs, *hidden, num_outputs), **fields)
 
@@ -196,7 +179,7 @@ class NetworkConfig:
         return self.spec(family.num_inputs, family.num_classes)
 
     @classmethod
-    def from_spec(cls, spec: NetworkSpec) -> NetworkConfig:
+    def from_spec(cls, spec: NetworkSpec) -> Any:
         """The config of ``spec`` (its hidden widths and every other field)."""
         fields = dataclasses.asdict(spec)
         sizes = fields.pop("layer_sizes")
@@ -208,12 +191,29 @@ class NetworkConfig:
         return len(self.hidden) + 1
 
 
-class _HasWidths(Protocol):
-    @property
-    def num_inputs(self) -> int: ...
+def _config_fields() -> list[tuple[str, Any, Any]]:
+    hints = get_type_hints(NetworkSpec)
+    fields: list[tuple[str, Any, Any]] = [
+        ("hidden", tuple[int, ...], dataclasses.field(default=(20,)))
+    ]
+    for f in dataclasses.fields(NetworkSpec):
+        if f.name != "layer_sizes":
+            fields.append((f.name, hints[f.name], dataclasses.field(default=f.default)))
+    return fields
 
-    @property
-    def num_classes(self) -> int: ...
+
+NetworkConfig = dataclasses.make_dataclass(
+    "NetworkConfig", _config_fields(), bases=(_NetworkConfigMethods,), frozen=True
+)
+NetworkConfig.__module__ = __name__
+NetworkConfig.__doc__ = """A :class:`NetworkSpec` without the input and output widths (from data).
+
+Generated from :class:`NetworkSpec`: the same fields, types and defaults, except that
+``layer_sizes`` is replaced by ``hidden`` (the hidden widths, default ``(20,)``), so a new spec
+option is reachable from run configs, presets and the CLI at once. This is what a run config,
+a preset, a genome file (schema v2) and ``BlurClassifier`` hold: the network a genome was
+meta-trained for, independent of any data set. ``spec(n_in, n_out)`` builds the spec.
+"""
 
 
 @pytree_dataclass

@@ -100,27 +100,21 @@ def _report(result: object, config: RunConfig) -> None:
           f"{d / 'accuracy_vs_step.png'}")
 
 
-def main_meta_train(argv: list[str]) -> int:
-    config, resume = _parse(argv, "blur meta-train", "toy2d", "gradient")
+def _main(argv: list[str], prog: str, default_preset: str, method: str) -> int:
+    config, resume = _parse(argv, prog, default_preset, method)
     _setup_logging()
-    from blur.experiments.meta_train import meta_train
+    from blur.experiments.loop import run
 
     if not resume:
         print(f"run folder: {config.resolved_run_dir()} (full config in config.json)",
               file=sys.stderr)
-    result = meta_train(config, resume=resume)
-    _report(result, config)
+    _report(run(config, resume=resume), config)
     return 0
+
+
+def main_meta_train(argv: list[str]) -> int:
+    return _main(argv, "blur meta-train", "toy2d", "gradient")
 
 
 def main_evolve(argv: list[str]) -> int:
-    config, resume = _parse(argv, "blur evolve", "cma-mnist14", "cma")
-    _setup_logging()
-    from blur.experiments.evolve import evolve
-
-    if not resume:
-        print(f"run folder: {config.resolved_run_dir()} (full config in config.json)",
-              file=sys.stderr)
-    result = evolve(config, resume=resume)
-    _report(result, config)
-    return 0
+    return _main(argv, "blur evolve", "cma-mnist14", "cma")

@@ -10,18 +10,12 @@ the told fitness history; resuming replays it through CMA-ES, which rebuilds the
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from blur.experiments.config import RunConfig
 from blur.experiments.loop import RunResult, run
 
 
-def evolve(
-    config: RunConfig,
-    *,
-    resume: bool = False,
-    stop_after: int | None = None,
-    evaluate: bool = True,
-) -> RunResult:
-    """Run (or resume) CMA-ES meta-training as configured (see :func:`loop.run`)."""
-    config = dataclasses.replace(config, method="cma")
-    return run(config, resume=resume, stop_after=stop_after, evaluate_at_end=evaluate)
+def evolve(config: RunConfig, **options: Any) -> RunResult:
+    """Run (or resume) the run with ``method="cma"``; ``options`` as for :func:`loop.run`."""
+    return run(dataclasses.replace(config, method="cma"), **options)

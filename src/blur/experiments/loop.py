@@ -187,7 +187,7 @@ def run(
     *,
     resume: bool = False,
     stop_after: int | None = None,
-    evaluate_at_end: bool = True,
+    evaluate: bool = True,
     on_validation: Hook | None = None,
     on_checkpoint: Callable[[int], None] | None = None,
 ) -> RunResult:
@@ -197,7 +197,7 @@ def run(
       config: the resolved run configuration (``config.method`` picks the meta-optimiser).
       resume: continue from ``run_dir/checkpoint.npz``.
       stop_after: stop (after checkpointing) once this meta-step is reached; for tests.
-      evaluate_at_end: run the final evaluation table (and plots) when the run completes.
+      evaluate: run the final evaluation table (and plots) when the run completes.
       on_validation, on_checkpoint: hooks (module docstring).
     """
     run_dir = runs.prepare_run_dir(config, resume)
@@ -304,7 +304,7 @@ def run(
         checkpoint(end)
     best = load_genome(run_dir / runs.GENOME)
     table = ""
-    if evaluate_at_end and end == total:
+    if evaluate and end == total:
         table = final_evaluation(config, best, run_dir)
     return result(best, table)
 

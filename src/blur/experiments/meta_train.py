@@ -6,18 +6,12 @@ A thin adapter over the run loop (:func:`blur.experiments.loop.run`) with ``meth
 from __future__ import annotations
 
 import dataclasses
+from typing import Any
 
 from blur.experiments.config import RunConfig
 from blur.experiments.loop import RunResult, run
 
 
-def meta_train(
-    config: RunConfig,
-    *,
-    resume: bool = False,
-    stop_after: int | None = None,
-    evaluate: bool = True,
-) -> RunResult:
-    """Run (or resume) gradient meta-training as configured (see :func:`loop.run`)."""
-    config = dataclasses.replace(config, method="gradient")
-    return run(config, resume=resume, stop_after=stop_after, evaluate_at_end=evaluate)
+def meta_train(config: RunConfig, **options: Any) -> RunResult:
+    """Run (or resume) the run with ``method="gradient"``; ``options`` as for :func:`loop.run`."""
+    return run(dataclasses.replace(config, method="gradient"), **options)

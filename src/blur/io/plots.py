@@ -60,9 +60,9 @@ def plot_run(run_dir: str | Path) -> list[Path]:
     plt.close(fig)
     out.append(path)
     eval_path = run_dir / "eval.json"
-    if eval_path.exists():
-        out.append(plot_evaluation(json.loads(eval_path.read_text("utf-8")),
-                                   run_dir / "accuracy_vs_step.png"))
+    data = json.loads(eval_path.read_text("utf-8")) if eval_path.exists() else {}
+    if "families" in data:  # (an eval.json written before per-task curves has none)
+        out.append(plot_evaluation(data, run_dir / "accuracy_vs_step.png"))
     return out
 
 
