@@ -159,7 +159,7 @@ def meta_step(
         keep = lambda new, old: jnp.where(ok, new, old)  # noqa: E731
         new_genome = jax.tree_util.tree_map(keep, new_genome, genome)
         new_opt = jax.tree_util.tree_map(keep, new_opt, opt_state)
-        return new_genome, new_opt, aux, optax.global_norm(grads), ~finite & ~dropped
+        return new_genome, new_opt, aux, optax.tree.norm(grads), ~finite & ~dropped
 
     genomes, opt_state, aux, gnorm, skipped = jax.vmap(one_run)(
         state.genomes, state.opt_state, keys, state.dropped
