@@ -72,3 +72,11 @@ def test_unknown_config_fields_are_refused():
     data["network"]["hiden"] = [3]
     with pytest.raises(ValueError, match=r"unknown NetworkConfig fields \['hiden'\]"):
         config_from_json(json.dumps(data))
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_presets_report_up_to_five_times_their_horizon(name):
+    """A collapse past the meta-training horizon must show in the final table."""
+    config = get_preset(name)
+    assert max(config.evaluation.report_steps) >= 5 * config.final_num_steps()
+    assert config.evaluation.num_tasks >= 10  # enough tasks for a paired claim

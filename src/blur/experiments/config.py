@@ -95,7 +95,8 @@ class EvalSettings:
     interval (blur.experiments.evaluation).
 
     Attributes:
-      report_steps: inner steps shown in the table (curves are kept for every step).
+      report_steps: inner steps shown in the table (curves are kept for every step); the
+        presets report up to 5x their meta-training horizon, so a collapse past it shows.
       num_tasks: fresh tasks per family (at least 10 for a claim that a rule beats another).
       batch_size: support batch size.
       query_size: query examples per task.
@@ -230,7 +231,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             objective=ObjectiveConfig(batch_size=128, num_tasks=6),
             validate_every=200,
             checkpoint_every=100,
-            evaluation=EvalSettings(num_tasks=16),
+            evaluation=EvalSettings(num_tasks=16, report_steps=(10, 25, 50, 100)),
         ),
     ),
     "mnist10": (
@@ -268,7 +269,9 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             validate_every=100,
             validate_tasks=4,
             checkpoint_every=100,
-            evaluation=EvalSettings(query_size=2000, baselines=("sgd", "adam")),
+            evaluation=EvalSettings(
+                report_steps=(10, 25, 50, 100), query_size=2000, baselines=("sgd", "adam")
+            ),
         ),
     ),
     "cma-mnist14": (
@@ -289,7 +292,9 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             validate_every=10,
             validate_tasks=2,
             checkpoint_every=10,
-            evaluation=EvalSettings(query_size=2000, baselines=("sgd", "adam")),
+            evaluation=EvalSettings(
+                report_steps=(10, 15, 25, 50, 75), query_size=2000, baselines=("sgd", "adam")
+            ),
         ),
     ),
     "omniglot": (
@@ -314,7 +319,9 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             validate_every=100,
             validate_tasks=4,
             checkpoint_every=100,
-            evaluation=EvalSettings(batch_size=50, query_size=100),
+            evaluation=EvalSettings(
+                report_steps=(10, 15, 25, 50, 75), batch_size=50, query_size=100
+            ),
         ),
     ),
 }
