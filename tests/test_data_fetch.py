@@ -14,19 +14,23 @@ import pytest
 from PIL import Image, ImageDraw
 
 from blur.cli.data import main as data_main
-from blur.tasks import (
+from blur.data import (
     ChecksumError,
     DataNotFoundError,
     DownloadError,
     IDXFormatError,
+    IDXSource,
+    clear_caches,
+    encode_idx,
     fetch,
+    get_source,
     load_dataset,
     load_omniglot,
-    load_split,
+    sources,
 )
-from blur.tasks import datasets as ds
-from blur.tasks import omniglot as og
-from blur.tasks.idx import encode_idx
+from blur.data import idx_source as ids
+from blur.data import omniglot as og
+from blur.tasks import load_split
 
 RNG = np.random.default_rng(0)
 FAKE = {
@@ -54,16 +58,18 @@ def leftovers(folder: Path) -> list[str]:
 
 
 @pytest.fixture
-def fake_mnist(monkeypatch: pytest.MonkeyPatch) -> ds.IDXDataset:
+def fake_mnist(monkeypatch: pytest.MonkeyPatch) -> IDXSource:
     """Make 'mnist' a 20/10-example data set whose MD5s are those of FAKE."""
-    spec = ds.idx_dataset("mnist")
+    spec = get_source("mnist")
+    assert isinstance(spec, IDXSource)
     md5s = {name: md5(encode_idx(a)) for name, a in FAKE.items()}
     files = {
         split: tuple(dataclasses.replace(f, md5=md5s[f.filename]) for f in pair)
         for split, pair in spec.files.items()
     }
     fake = dataclasses.replace(spec, files=files, counts={"train": 20, "test": 10})
-    monkeypatch.setitem(ds._IDX_DATASETS, "mnist", fake)
+    monkeypatch.setitem(ids.IDX_SOURCES, "mnist", fake)
+    monkeypatch.setitem(sources.SOURCES, "mnist", fake)
     return fake
 
 
@@ -178,9 +184,12 @@ def test_npz_cache_alone_is_enough(tmp_data_dir: Path, tmp_path: Path, fake_mnis
     fetch("mnist", source=write_files(tmp_path / "src", FAKE, gz=True), log=lambda m: None)
     for p in (tmp_data_dir / "mnist").glob("*.gz"):
         p.unlink()
-    ds.clear_caches()
-    x, y = load_split("mnist", "train", resolution=14)
+    clear_caches()
+    x, y = load_split("mnist", "train_full", resolution=14)
     assert x.shape == (20, 196) and x.dtype == np.float32 and y.dtype == np.int32
+    # train + val (20 // 6 = 3 images) is the training file.
+    assert load_split("mnist", "train")[0].shape == (17, 784)
+    assert load_split("mnist", "val")[0].shape == (3, 784)
 
 
 def test_missing_data_error_names_the_command(tmp_data_dir: Path):
