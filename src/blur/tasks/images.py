@@ -596,9 +596,10 @@ def load_split(
     Raises:
       DataNotFoundError: If the data set is not imported.
     """
-    if isinstance(get_source(name), OmniglotSource):
+    source = get_source(name)
+    if isinstance(source, OmniglotSource):
         o = load_omniglot(split, image_size, root=root)
-        data = ImageData("omniglot", {split: o.images}, {split: o.labels}, o.num_classes)
+        data = ImageData(source.name, {split: o.images}, {split: o.labels}, o.num_classes)
         stats_split = split
     else:
         data = load_dataset(name, root)
