@@ -325,3 +325,41 @@ def test_cli(tmp_data_dir: Path, tmp_path: Path, fake_mnist, capsys: pytest.Capt
     assert data_main(["fetch", "nope"]) == 1
     assert "unknown data set 'nope'; valid names: mnist" in capsys.readouterr().err
     assert data_main(["frobnicate"]) == 2
+
+
+def test_every_source_owns_status_load_and_hint(tmp_data_dir: Path):
+    """Each data set's source object reports 'missing' in an empty root, and loading it raises
+    DataNotFoundError carrying that source's own fetch hint (digits is bundled)."""
+    for name, source in sources.SOURCES.items():
+        assert isinstance(source, sources.Source), name
+        assert source.fetch_name in (*sources.FETCHABLE, "digits"), name
+        status, where = source.status(tmp_data_dir)
+        if name == "digits":
+            assert status == "bundled" and load_dataset(name).num_classes == 10
+            continue
+        assert status == "missing" and where.startswith(str(tmp_data_dir)), (name, status)
+        loader = load_omniglot if name == "omniglot" else load_dataset
+        with pytest.raises(DataNotFoundError) as info:
+            loader("background") if name == "omniglot" else loader(name)
+        assert source.hint() in str(info.value) and "blur data fetch" in source.hint()
+
+
+def test_fetched_files_get_the_usual_mode_and_no_temp_files(tmp_data_dir: Path, tmp_path: Path,
+                                                            fake_mnist):
+    """Files are installed by blur._atomic: mode as for any new file (not mkstemp's 0600)."""
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"x")
+    fetch("mnist", source=write_files(tmp_path / "src", FAKE, gz=True), log=lambda m: None)
+    for p in (tmp_data_dir / "mnist").iterdir():
+        assert not p.name.startswith("."), p
+        assert p.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777, p
+    # An unpacked Omniglot folder is committed as a whole tree.
+    zpath = omniglot_zip(tmp_path / "z.zip", "images_evaluation", {"Atlantean": 2})
+    with zipfile.ZipFile(zpath) as zf:
+        zf.extractall(tmp_path / "unzipped")
+    fetch("omniglot", source=tmp_path / "unzipped", log=lambda m: None)
+    fetch("omniglot", source=tmp_path / "unzipped", force=True, log=lambda m: None)
+    assert sorted(p.name for p in (tmp_data_dir / "omniglot").iterdir()) == [
+        "evaluation-28.npz",
+        "images_evaluation",
+    ]
