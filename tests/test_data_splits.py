@@ -101,9 +101,7 @@ def indexed_mnist(tmp_data_dir: Path) -> np.ndarray:
 
 def family_ids(fam) -> np.ndarray:  # noqa: ANN001
     """Every image id an ImageClassification family can draw (support and query pools)."""
-    return np.sort(
-        np.concatenate([image_ids(fam.support_images), image_ids(fam.query_images)])
-    )
+    return np.sort(np.concatenate([image_ids(fam.support_images), image_ids(fam.query_images)]))
 
 
 def test_families_on_train_and_val_never_share_an_image(indexed_mnist):

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from blur.data.errors import DataNotFoundError
-from blur.data.store import ImageData
-
-Log = Callable[[str], None]
+from blur.data.store import ImageData, Log
 
 DIGITS_NUM_TRAIN = 1437
 """The first 1437 images (80 %) are the training file; the last 360 are the test split."""

@@ -30,7 +30,7 @@ import shutil
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -47,9 +47,8 @@ from blur.data.idx_source import (
     find_idx_file,
     read_idx_split,
 )
-from blur.data.store import STORED_SPLITS, write_npz_atomic
+from blur.data.store import STORED_SPLITS, Log, write_npz_atomic
 
-Log = Callable[[str], None]
 _GZIP_MAGIC = b"\x1f\x8b"
 DOWNLOAD_TIMEOUT_S = 60.0
 

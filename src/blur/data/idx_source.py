@@ -8,7 +8,7 @@ its status, its loader (``.npz`` cache first, else the raw files), its fetch (de
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +16,15 @@ import numpy as np
 
 from blur.data.errors import DataError, DataNotFoundError, IDXFormatError
 from blur.data.idx import check_image_label_pair, decompress_if_gzip, parse_idx
-from blur.data.store import STORED_SPLITS, ImageData, not_found, read_npz, write_npz_atomic
+from blur.data.store import (
+    STORED_SPLITS,
+    ImageData,
+    Log,
+    not_found,
+    read_npz,
+    write_npz_atomic,
+)
 
-Log = Callable[[str], None]
 
 @dataclasses.dataclass(frozen=True)
 class IDXFile:
@@ -357,5 +363,3 @@ def build_idx_cache(spec: IDXSource, root: Path) -> Path:
     path = spec.cache_path(root)
     write_npz_atomic(path, arrays)
     return path
-
-

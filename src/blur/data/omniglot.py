@@ -33,16 +33,14 @@ import hashlib
 import io
 import os
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from blur.data.errors import DataError, DataNotFoundError
-from blur.data.store import data_dir, not_found, read_npz, write_npz_atomic
-
-Log = Callable[[str], None]
+from blur.data.store import Log, data_dir, not_found, read_npz, write_npz_atomic
 
 FOLDER = "omniglot"
 DEFAULT_IMAGE_SIZE = 28

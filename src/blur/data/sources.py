@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -20,9 +19,7 @@ from blur.data.digits import DigitsSource
 from blur.data.errors import DataNotFoundError
 from blur.data.idx_source import EMNIST_SPLITS, IDX_SOURCES
 from blur.data.omniglot import OMNIGLOT, OmniglotSource
-from blur.data.store import ImageData, data_dir, val_carve_out
-
-Log = Callable[[str], None]
+from blur.data.store import ImageData, Log, data_dir, val_carve_out
 
 
 @runtime_checkable

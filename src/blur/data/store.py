@@ -32,13 +32,16 @@ import dataclasses
 import functools
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 from blur._atomic import write_bytes_atomic
 from blur.data.errors import DataError, DataNotFoundError
+
+Log = Callable[[str], None]
+"""A progress printer (``print`` by default in :func:`blur.data.fetch`)."""
 
 DATA_DIR_ENV = "BLUR_DATA_DIR"
 DEFAULT_DATA_DIR = "~/.cache/blur"
