@@ -28,7 +28,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from blur.bench import median_ms
-from blur.tasks import DataNotFoundError, ImageClassification, NWayEpisodes, get_family
+from blur.data import DataNotFoundError
+from blur.tasks import ImageClassification, NWayEpisodes, get_family
 
 TRACES: collections.Counter[str] = collections.Counter()
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from blur.tasks import datasets, omniglot
-from blur.tasks.datasets import data_dir, dataset_status, fetch_command
+from blur.data import clear_caches, data_dir, get_source
+from blur.data.omniglot import available_subsets
 
 REAL_DATA_DIR = data_dir()  # $BLUR_DATA_DIR or ~/.cache/blur, read before any test patches it
 
@@ -19,22 +19,22 @@ def tmp_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     root = tmp_path / "blur-data"
     root.mkdir()
     monkeypatch.setenv("BLUR_DATA_DIR", str(root))
-    datasets.clear_caches()
+    clear_caches()
     yield root
-    datasets.clear_caches()
+    clear_caches()
 
 
 def _require(name: str) -> Path:
     if name == "omniglot":
-        have = omniglot.available_subsets(REAL_DATA_DIR)
+        have = available_subsets(REAL_DATA_DIR)
         missing = [s for s in ("background_small1", "background_small2") if s not in have]
         if missing:
             pytest.skip(
                 f"Omniglot subsets {missing} are not in {REAL_DATA_DIR}: run `blur data fetch "
                 "omniglot --from ../shared/data/omniglot` (or scripts/fetch_data.sh)"
             )
-    elif dataset_status(name, REAL_DATA_DIR)[0] == "missing":
-        pytest.skip(f"{name} is not in {REAL_DATA_DIR}: run {fetch_command(name)}")
+    elif get_source(name).status(REAL_DATA_DIR)[0] == "missing":
+        pytest.skip(f"{name} is not in {REAL_DATA_DIR}: run {get_source(name).hint()}")
     return REAL_DATA_DIR
 
 

@@ -14,19 +14,23 @@ import pytest
 from PIL import Image, ImageDraw
 
 from blur.cli.data import main as data_main
-from blur.tasks import (
+from blur.data import (
     ChecksumError,
     DataNotFoundError,
     DownloadError,
     IDXFormatError,
+    IDXSource,
+    clear_caches,
+    encode_idx,
     fetch,
+    get_source,
     load_dataset,
     load_omniglot,
-    load_split,
+    sources,
 )
-from blur.tasks import datasets as ds
-from blur.tasks import omniglot as og
-from blur.tasks.idx import encode_idx
+from blur.data import idx_source as ids
+from blur.data import omniglot as og
+from blur.tasks import load_split
 
 RNG = np.random.default_rng(0)
 FAKE = {
@@ -54,16 +58,18 @@ def leftovers(folder: Path) -> list[str]:
 
 
 @pytest.fixture
-def fake_mnist(monkeypatch: pytest.MonkeyPatch) -> ds.IDXDataset:
+def fake_mnist(monkeypatch: pytest.MonkeyPatch) -> IDXSource:
     """Make 'mnist' a 20/10-example data set whose MD5s are those of FAKE."""
-    spec = ds.idx_dataset("mnist")
+    spec = get_source("mnist")
+    assert isinstance(spec, IDXSource)
     md5s = {name: md5(encode_idx(a)) for name, a in FAKE.items()}
     files = {
         split: tuple(dataclasses.replace(f, md5=md5s[f.filename]) for f in pair)
         for split, pair in spec.files.items()
     }
     fake = dataclasses.replace(spec, files=files, counts={"train": 20, "test": 10})
-    monkeypatch.setitem(ds._IDX_DATASETS, "mnist", fake)
+    monkeypatch.setitem(ids.IDX_SOURCES, "mnist", fake)
+    monkeypatch.setitem(sources.SOURCES, "mnist", fake)
     return fake
 
 
@@ -178,9 +184,12 @@ def test_npz_cache_alone_is_enough(tmp_data_dir: Path, tmp_path: Path, fake_mnis
     fetch("mnist", source=write_files(tmp_path / "src", FAKE, gz=True), log=lambda m: None)
     for p in (tmp_data_dir / "mnist").glob("*.gz"):
         p.unlink()
-    ds.clear_caches()
-    x, y = load_split("mnist", "train", resolution=14)
+    clear_caches()
+    x, y = load_split("mnist", "train_full", resolution=14)
     assert x.shape == (20, 196) and x.dtype == np.float32 and y.dtype == np.int32
+    # train + val (20 // 6 = 3 images) is the training file.
+    assert load_split("mnist", "train")[0].shape == (17, 784)
+    assert load_split("mnist", "val")[0].shape == (3, 784)
 
 
 def test_missing_data_error_names_the_command(tmp_data_dir: Path):
@@ -316,3 +325,41 @@ def test_cli(tmp_data_dir: Path, tmp_path: Path, fake_mnist, capsys: pytest.Capt
     assert data_main(["fetch", "nope"]) == 1
     assert "unknown data set 'nope'; valid names: mnist" in capsys.readouterr().err
     assert data_main(["frobnicate"]) == 2
+
+
+def test_every_source_owns_status_load_and_hint(tmp_data_dir: Path):
+    """Each data set's source object reports 'missing' in an empty root, and loading it raises
+    DataNotFoundError carrying that source's own fetch hint (digits is bundled)."""
+    for name, source in sources.SOURCES.items():
+        assert isinstance(source, sources.Source), name
+        assert source.fetch_name in (*sources.FETCHABLE, "digits"), name
+        status, where = source.status(tmp_data_dir)
+        if name == "digits":
+            assert status == "bundled" and load_dataset(name).num_classes == 10
+            continue
+        assert status == "missing" and where.startswith(str(tmp_data_dir)), (name, status)
+        loader = load_omniglot if name == "omniglot" else load_dataset
+        with pytest.raises(DataNotFoundError) as info:
+            loader("background") if name == "omniglot" else loader(name)
+        assert source.hint() in str(info.value) and "blur data fetch" in source.hint()
+
+
+def test_fetched_files_get_the_usual_mode_and_no_temp_files(tmp_data_dir: Path, tmp_path: Path,
+                                                            fake_mnist):
+    """Files are installed by blur._atomic: mode as for any new file (not mkstemp's 0600)."""
+    plain = tmp_path / "plain"
+    plain.write_bytes(b"x")
+    fetch("mnist", source=write_files(tmp_path / "src", FAKE, gz=True), log=lambda m: None)
+    for p in (tmp_data_dir / "mnist").iterdir():
+        assert not p.name.startswith("."), p
+        assert p.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777, p
+    # An unpacked Omniglot folder is committed as a whole tree.
+    zpath = omniglot_zip(tmp_path / "z.zip", "images_evaluation", {"Atlantean": 2})
+    with zipfile.ZipFile(zpath) as zf:
+        zf.extractall(tmp_path / "unzipped")
+    fetch("omniglot", source=tmp_path / "unzipped", log=lambda m: None)
+    fetch("omniglot", source=tmp_path / "unzipped", force=True, log=lambda m: None)
+    assert sorted(p.name for p in (tmp_data_dir / "omniglot").iterdir()) == [
+        "evaluation-28.npz",
+        "images_evaluation",
+    ]

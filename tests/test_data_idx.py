@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from blur.tasks import IDXFormatError, encode_idx, read_idx
-from blur.tasks.idx import check_image_label_pair, parse_idx
+from blur.data import IDXFormatError, encode_idx, read_idx
+from blur.data.idx import check_image_label_pair, parse_idx
 
 
 def idx_bytes(array: np.ndarray) -> bytes:

@@ -8,18 +8,16 @@ import jax
 import numpy as np
 import pytest
 
-from blur.tasks import (
+from blur.data import (
     OMNIGLOT_SMALL_VAL_ALPHABETS,
-    NWayEpisodes,
+    IDXSource,
     fetch,
-    get_family,
+    get_source,
     load_dataset,
     load_omniglot,
-    load_split,
-    sample_episode,
-    sample_episodes,
 )
-from blur.tasks import datasets as ds
+from blur.data.idx_source import find_idx_file
+from blur.tasks import NWayEpisodes, get_family, load_split, sample_episode, sample_episodes
 
 pytestmark = pytest.mark.realdata
 SMALL = ("background_small1", "background_small2")
@@ -35,7 +33,7 @@ def test_mnist_full(require_dataset):
         np.bincount(data.labels["train"]),
         [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
     )
-    x, y = load_split("mnist", "train")
+    x, y = load_split("mnist", "train_full")
     assert x.shape == (60000, 784) and x.dtype == np.float32 and y.dtype == np.int32
     assert x.mean() == pytest.approx(0.1307, abs=5e-5)
     assert x.std() == pytest.approx(0.3081, abs=5e-5)
@@ -60,7 +58,7 @@ def test_mnist_resolutions(require_dataset):
 
 def test_fashion_mnist_full(require_dataset):
     require_dataset("fashion_mnist")
-    x, y = load_split("fashion_mnist", "train")
+    x, y = load_split("fashion_mnist", "train_full")
     assert x.shape == (60000, 784)
     assert x.mean() == pytest.approx(0.2860, abs=5e-5)
     np.testing.assert_array_equal(np.bincount(y), [6000] * 10)
@@ -79,7 +77,9 @@ def test_paper_mnist_meta_train_family(require_dataset):
 def test_mnist_download_over_file_url(require_dataset, tmp_data_dir: Path):
     """The download path with the real MD5s, serving the imported files over file://."""
     real = require_dataset("mnist") / "mnist"
-    if not all(ds.find_idx_file(real, f) for f in ds.idx_dataset("mnist").all_files()):
+    spec = get_source("mnist")
+    assert isinstance(spec, IDXSource)
+    if not all(find_idx_file(real, f) for f in spec.all_files()):
         pytest.skip(f"the raw MNIST IDX files are not in {real} (only the cache)")
     fetch("mnist", mirror=real.as_uri(), log=lambda m: None)
     assert (tmp_data_dir / "mnist" / "mnist.npz").is_file()

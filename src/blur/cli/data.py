@@ -1,4 +1,4 @@
-"""``blur data``: import and list data sets (thin wrapper over :mod:`blur.tasks.fetch`).
+"""``blur data``: import and list data sets (thin wrapper over :mod:`blur.data`).
 
 Usage::
 
@@ -15,9 +15,7 @@ from typing import Annotated
 
 import tyro
 
-from blur.tasks.datasets import FETCHABLE
-from blur.tasks.errors import DataError
-from blur.tasks.fetch import data_status, fetch
+from blur.data import FETCHABLE, DataError, data_status, fetch
 
 
 @dataclasses.dataclass(frozen=True)

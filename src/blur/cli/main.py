@@ -48,10 +48,10 @@ def main(argv: list[str] | None = None) -> int:
 def _is_user_error(error: Exception) -> bool:
     """Bad input files or run folders: reported in one line (the message names the file and
     the fix), not as a traceback."""
+    from blur.data.errors import DataError
     from blur.experiments.runs import RunDirError
     from blur.genome import GenomeFormatError
     from blur.io.checkpoint import CheckpointError
-    from blur.tasks.errors import DataError
 
     return isinstance(error, RunDirError | GenomeFormatError | CheckpointError | DataError)
 

@@ -11,9 +11,34 @@ Quick start::
   eps = sample_episodes(fam, jax.random.split(jax.random.key(1), 8), 10, 128)  # meta-batch
 
 Image data are imported once with ``blur data fetch NAME`` into ``$BLUR_DATA_DIR``
-(default ``~/.cache/blur``); see :mod:`blur.tasks.datasets` and :mod:`blur.tasks.fetch`.
+(default ``~/.cache/blur``); storage, fetching and loading live in :mod:`blur.data`, which this
+package imports (never the reverse). The data names below (``load_dataset``, ``fetch``, the
+errors, ...) are re-exported from :mod:`blur.data` for existing callers; new code imports them
+from there.
 """
 
+from blur.data import (
+    DATA_DIR_ENV,
+    EMNIST_SPLITS,
+    FETCHABLE,
+    IMAGE_DATASETS,
+    OMNIGLOT_SMALL_VAL_ALPHABETS,
+    ChecksumError,
+    DataError,
+    DataNotFoundError,
+    DownloadError,
+    IDXFormatError,
+    ImageData,
+    OmniglotData,
+    data_dir,
+    data_status,
+    encode_idx,
+    fetch,
+    load_dataset,
+    load_omniglot,
+    parse_idx,
+    read_idx,
+)
 from blur.tasks.base import (
     Batch,
     Episode,
@@ -23,31 +48,8 @@ from blur.tasks.base import (
     sample_episodes,
     split_flat,
 )
-from blur.tasks.datasets import (
-    DATA_DIR_ENV,
-    EMNIST_SPLITS,
-    FETCHABLE,
-    IMAGE_DATASETS,
-    ImageData,
-    data_dir,
-    load_dataset,
-)
-from blur.tasks.errors import (
-    ChecksumError,
-    DataError,
-    DataNotFoundError,
-    DownloadError,
-    IDXFormatError,
-)
-from blur.tasks.fetch import data_status, fetch
-from blur.tasks.idx import encode_idx, parse_idx, read_idx
 from blur.tasks.images import ImageClassification, NWayEpisodes, load_split, pixel_stats
 from blur.tasks.mixture import Mixture
-from blur.tasks.omniglot import (
-    OMNIGLOT_SMALL_VAL_ALPHABETS,
-    OmniglotData,
-    load_omniglot,
-)
 from blur.tasks.registry import describe_families, get_family, list_families, register_family
 from blur.tasks.toy2d import (
     TOY2D_KINDS,

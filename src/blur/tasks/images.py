@@ -8,10 +8,16 @@ sampling is pure JAX and runs under ``jit`` / ``vmap`` / ``lax.scan``.
 Support/query separation:
 
 * :class:`ImageClassification` built on a split (``train`` by default) holds out a fixed,
-  seeded random fraction of that split (``holdout_fraction``, default 1/6, i.e. 10,000 of
-  MNIST's 60,000 training images). Support batches are drawn only from the rest and query
-  batches only from the held-out part, in every episode, so queries are never trained on.
-  The official test split is left untouched for evaluation (:func:`load_split`).
+  seeded random fraction of that split (``holdout_fraction``, default 1/6) as the query pool.
+  Support batches are drawn only from the rest and query batches only from the held-out
+  part, in every episode, so queries are never trained on.
+
+Splits (:class:`blur.data.ImageData`): ``train`` is the training file minus the ``val``
+carve-out (a fixed, seeded sixth of it: 10,000 of MNIST's 60,000), ``val`` is that carve-out,
+``train_full`` both, ``test`` the official test file. So a family on ``split="val"`` never
+shares an image with one on ``split="train"``; the carve-out's size and seed are in the family
+name (``mnist[val:10000,seed=0]``). Omniglot carves out characters instead
+(:mod:`blur.data.omniglot`).
 * :class:`NWayEpisodes` picks N classes per episode and, per class, a fresh random partition
   of its examples into support (``support_fraction``) and query parts; support and query
   batches are drawn from their own parts, so no example is in both.
@@ -31,10 +37,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from blur._pytree import pytree_dataclass, static_field
-from blur.tasks import omniglot as og
+from blur.data import ImageData, OmniglotSource, get_source, load_dataset, load_omniglot
+from blur.data.omniglot import DEFAULT_IMAGE_SIZE
+from blur.data.omniglot import split_label as omniglot_split_label
 from blur.tasks import transforms as tf
 from blur.tasks.base import Episode, check_episode_args, split_flat
-from blur.tasks.datasets import ImageData, canonical_name, load_dataset
 
 _STATS_CHUNK = 8192
 
@@ -234,7 +241,8 @@ class ImageClassification:
         name: str | None = None,
     ) -> ImageClassification:
         """Build from a data set split (e.g. ``("mnist", "train")``); options as in
-        :meth:`from_arrays`.
+        :meth:`from_arrays`. ``split`` is ``train`` (the training file minus ``val``),
+        ``val``, ``test`` or ``train_full`` (module docstring).
 
         Raises:
           DataNotFoundError: If the data set is not imported (the message gives the command).
@@ -242,7 +250,8 @@ class ImageClassification:
         data = load_dataset(dataset, root)
         images, labels = data.split(split)
         if name is None:
-            name = _family_name(data.name, split, classes, resolution, permute, rotate)
+            label = data.split_label(split)
+            name = _family_name(data.name, label, classes, resolution, permute, rotate)
         return cls.from_arrays(
             images,
             labels,
@@ -443,15 +452,15 @@ class NWayEpisodes:
         name: str | None = None,
         **options: Any,
     ) -> NWayEpisodes:
-        """N-way episodes over a data set split (e.g. 5-way MNIST); options as in
-        :meth:`from_arrays`."""
+        """N-way episodes over a data set split (e.g. 5-way MNIST; splits as in
+        :meth:`ImageClassification.from_dataset`); options as in :meth:`from_arrays`."""
         data = load_dataset(dataset, root)
         images, labels = data.split(split)
         return cls.from_arrays(
             images,
             labels,
             num_ways,
-            name=name or f"{data.name}_{num_ways}way_{split}",
+            name=name or f"{data.name}_{num_ways}way[{data.split_label(split)}]",
             classes=classes,
             max_value=data.max_value,
             **options,
@@ -465,20 +474,27 @@ class NWayEpisodes:
         *,
         alphabets: Sequence[str] | None = None,
         exclude_alphabets: Sequence[str] | None = None,
-        image_size: int = og.DEFAULT_IMAGE_SIZE,
+        image_size: int = DEFAULT_IMAGE_SIZE,
+        split: str = "all",
         root: str | os.PathLike[str] | None = None,
         name: str | None = None,
         **options: Any,
     ) -> NWayEpisodes:
         """Omniglot N-way episodes (10-way by default, as in the paper) over some subsets and
-        alphabets; every character is a class. Options as in :meth:`from_arrays`."""
-        data = og.load_omniglot(subsets, image_size, alphabets, exclude_alphabets, root)
+        alphabets; every character is a class. ``split`` is ``all`` characters of that pool,
+        or its ``train`` / ``val`` character carve-out (:mod:`blur.data.omniglot`). Options as
+        in :meth:`from_arrays`."""
+        data = load_omniglot(subsets, image_size, alphabets, exclude_alphabets, root, split)
         subset_label = "+".join([subsets] if isinstance(subsets, str) else subsets)
+        if name is None:
+            name = f"omniglot_{num_ways}way_{subset_label}"
+            if split != "all":
+                name += f"[{omniglot_split_label(split)}]"
         return cls.from_arrays(
             data.images,
             data.labels,
             num_ways,
-            name=name or f"omniglot_{num_ways}way_{subset_label}",
+            name=name,
             **options,
         )
 
@@ -531,7 +547,7 @@ class NWayEpisodes:
 
 def _family_name(
     dataset: str,
-    split: str,
+    split_label: str,
     classes: str | int | Sequence[int] | None,
     resolution: int | None,
     permute: bool,
@@ -547,9 +563,7 @@ def _family_name(
         name += "+permuted"
     if rotate:
         name += f"+rotated{rotate:g}"
-    if split != "train":
-        name += f"[{split}]"
-    return name
+    return name + f"[{split_label}]"
 
 
 def load_split(
@@ -559,7 +573,7 @@ def load_split(
     resolution: int | None = None,
     classes: str | int | Sequence[int] | None = None,
     standardize: bool = False,
-    image_size: int = og.DEFAULT_IMAGE_SIZE,
+    image_size: int = DEFAULT_IMAGE_SIZE,
     root: str | os.PathLike[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """A whole split as flat arrays, for evaluation.
@@ -567,10 +581,11 @@ def load_split(
     Args:
       name: Data set name (``mnist``, ``fashion_mnist``, ``kmnist``, ``emnist[_<split>]``,
         ``digits``, or ``omniglot`` whose ``split`` is a subset name such as ``evaluation``).
-      split: ``train`` or ``test`` (Omniglot: the subset).
+      split: ``train`` (the training file minus ``val``), ``val``, ``test`` or
+        ``train_full`` (Omniglot: the subset).
       resolution: Output side (None: native, e.g. 28).
       classes: Class subset, relabelled ``0..len-1``.
-      standardize: Standardise with the *train* split's pixel mean/std at this resolution
+      standardize: Standardise with the ``train`` split's pixel mean/std at this resolution
         (Omniglot: the subset's own).
       image_size: Omniglot decode size.
       root: Data root.
@@ -581,13 +596,13 @@ def load_split(
     Raises:
       DataNotFoundError: If the data set is not imported.
     """
-    key = canonical_name(name)
-    if key == "omniglot":
-        o = og.load_omniglot(split, image_size, root=root)
-        data = ImageData("omniglot", {split: o.images}, {split: o.labels}, o.num_classes)
+    source = get_source(name)
+    if isinstance(source, OmniglotSource):
+        o = load_omniglot(split, image_size, root=root)
+        data = ImageData(source.name, {split: o.images}, {split: o.labels}, o.num_classes)
         stats_split = split
     else:
-        data = load_dataset(key, root)
+        data = load_dataset(name, root)
         stats_split = "train"
     images, labels = data.split(split)
     idx, y = tf.select_classes(labels, tf.parse_classes(classes))
@@ -600,6 +615,6 @@ def load_split(
         chunks.append(np.asarray(tf.flatten_images(tf.resize(chunk, resolution)), np.float32))
     x = np.concatenate(chunks) if chunks else np.zeros((0, 0), np.float32)
     if standardize:
-        mean, std = pixel_stats(data.images[stats_split], data.max_value, resolution)
+        mean, std = pixel_stats(data.split(stats_split)[0], data.max_value, resolution)
         x = (x - np.float32(mean)) / np.float32(std)
     return x, y.astype(np.int32)

@@ -2,6 +2,10 @@
 
 A name may carry a class range suffix, ``"<name>:<classes>"`` (e.g. ``mnist:5-9``,
 ``emnist:10-19``), which is the same as passing ``classes="5-9"``.
+
+Image families are registered from the data sources of :mod:`blur.data` (one classification
+family and one N-way family per data set, plus ``omniglot``); data set aliases (``fashion``,
+``emnist``) come from :data:`blur.data.ALIASES`, the one alias table of data set names.
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+from blur.data import ALIASES as DATA_ALIASES
+from blur.data import SOURCES, OmniglotSource
 from blur.tasks.base import TaskFamily
-from blur.tasks.datasets import EMNIST_SPLITS
 from blur.tasks.images import ImageClassification, NWayEpisodes
 from blur.tasks.mixture import Mixture
 from blur.tasks.toy2d import TOY2D_KINDS, TOY2D_META_TRAIN, TOY2D_META_VAL, toy2d, toy2d_group
@@ -34,8 +39,7 @@ _ALIASES: dict[str, str] = {
     "twomoon": "two_moons",
     "blob5x1": "blob5",
     "squares": "checkerboard",
-    "fashion": "fashion_mnist",
-    "fmnist": "fashion_mnist",
+    **DATA_ALIASES,
 }
 
 
@@ -136,25 +140,17 @@ def _nway_factory(dataset: str) -> Callable[..., TaskFamily]:
     return make
 
 
-_IMAGE_DESCRIPTIONS = {
-    "mnist": "MNIST (28x28)",
-    "fashion_mnist": "Fashion-MNIST (28x28)",
-    "kmnist": "Kuzushiji-MNIST (28x28)",
-    "digits": "scikit-learn digits (8x8, bundled)",
-}
-for _ds, _title in _IMAGE_DESCRIPTIONS.items():
+for _name, _source in SOURCES.items():
+    if isinstance(_source, OmniglotSource):
+        continue
+    _title = f"{_source.title} ({_source.num_classes} classes)"  # type: ignore[attr-defined]
     register_family(
-        _ds,
-        _image_factory(_ds),
-        f"{_title} classification; options: split, classes, resolution, standardize, permute, "
-        "rotate, shuffle_labels",
+        _name,
+        _image_factory(_name),
+        f"{_title} classification; options: split (train, val, test, train_full), classes, "
+        "resolution, standardize, permute, rotate, shuffle_labels",
     )
-    register_family(_ds + "_nway", _nway_factory(_ds), f"{_title} N-way episodes (num_ways=5)")
-for _split, _n in EMNIST_SPLITS.items():
-    register_family(
-        f"emnist_{_split}", _image_factory(f"emnist_{_split}"), f"EMNIST {_split} ({_n} classes)"
-    )
-register_family("emnist", _image_factory("emnist_byclass"), "EMNIST byclass (62 classes)")
+    register_family(_name + "_nway", _nway_factory(_name), f"{_title} N-way episodes (num_ways=5)")
 
 
 def _omniglot(num_ways: int = 10, subsets: Any = ("background",), **options: Any) -> TaskFamily:
@@ -164,7 +160,8 @@ def _omniglot(num_ways: int = 10, subsets: Any = ("background",), **options: Any
 register_family(
     "omniglot",
     _omniglot,
-    "Omniglot N-way episodes (num_ways=10, subsets, alphabets, exclude_alphabets, image_size)",
+    "Omniglot N-way episodes (num_ways=10, subsets, alphabets, exclude_alphabets, image_size, "
+    "split: all, train, val characters)",
 )
 
 

@@ -1,4 +1,4 @@
-"""Error types of the tasks-and-data layer.
+"""Error types of the data layer (:mod:`blur.data`).
 
 Every error is a :class:`ValueError` subclass whose message names the file or data set and
 the fix, so that ``except ValueError`` catches all of them.

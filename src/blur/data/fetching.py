@@ -1,11 +1,15 @@
 """Import data sets into the data root: download from mirrors, or copy from a local folder.
 
-``fetch(name)`` downloads from the official mirrors (overridable with ``mirror=`` or the
-``BLUR_<NAME>_MIRROR`` environment variable, e.g. ``file:///srv/mirror/mnist/`` in tests);
+This is the only module of :mod:`blur.data` that imports the network code (``urllib``); the
+source objects import it when their ``fetch`` is called, so loading data never does.
+
+``blur.data.fetch(name)`` downloads from the official mirrors (overridable with ``mirror=`` or
+the ``BLUR_<NAME>_MIRROR`` environment variable, e.g. ``file:///srv/mirror/mnist/`` in tests);
 ``fetch(name, source=DIR)`` imports from a local folder instead. Either way:
 
 * every file is written to a temporary file inside the target folder, checked, and only then
-  renamed into place (atomic), so an interrupted or failed fetch never leaves a partial file;
+  fsynced and renamed into place by :mod:`blur._atomic`, so an interrupted or failed fetch
+  never leaves a partial file;
 * checksums: MNIST and Fashion-MNIST are checked against the MD5s of the *decompressed* IDX
   bytes (so re-compressed copies such as Debian's are accepted); KMNIST publishes only MD5s of
   its ``.gz`` files, which are checked for downloads and for ``.gz`` imports that match (other
@@ -23,37 +27,28 @@ import dataclasses
 import hashlib
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from blur.tasks import omniglot as og
-from blur.tasks.datasets import (
+from blur import _atomic
+from blur.data import omniglot as og
+from blur.data.errors import ChecksumError, DataError, DataNotFoundError, DownloadError
+from blur.data.idx import decompress_if_gzip, parse_idx
+from blur.data.idx_source import (
     EMNIST_SPLITS,
-    FETCHABLE,
-    SPLITS,
-    IDXDataset,
     IDXFile,
+    IDXSource,
     build_idx_cache,
-    canonical_name,
-    clear_caches,
-    data_dir,
-    dataset_status,
     find_idx_file,
-    idx_dataset,
-    idx_datasets,
     read_idx_split,
-    write_npz_atomic,
 )
-from blur.tasks.errors import ChecksumError, DataError, DataNotFoundError, DownloadError
-from blur.tasks.idx import decompress_if_gzip, parse_idx
+from blur.data.store import STORED_SPLITS, Log, write_npz_atomic
 
-Log = Callable[[str], None]
 _GZIP_MAGIC = b"\x1f\x8b"
 DOWNLOAD_TIMEOUT_S = 60.0
 
@@ -87,10 +82,7 @@ def _join_url(base: str, filename: str) -> str:
 
 
 def _temp_in(folder: Path, name: str) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{name}.", suffix=".part")
-    os.close(fd)
-    return Path(tmp)
+    return _atomic.temp_file(folder / name)
 
 
 def download(url: str, folder: Path, name: str, timeout: float = DOWNLOAD_TIMEOUT_S) -> Path:
@@ -112,9 +104,9 @@ def download(url: str, folder: Path, name: str, timeout: float = DOWNLOAD_TIMEOU
 
 
 def commit(tmp: Path, final: Path, replaces: Sequence[Path] = ()) -> Path:
-    """Atomically rename a checked temporary file into place; drop stale alternatives."""
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600 files
-    os.replace(tmp, final)
+    """fsync and atomically rename a checked temporary file into place (:mod:`blur._atomic`);
+    then drop stale alternatives (e.g. the raw copy that a ``.gz`` replaces)."""
+    _atomic.commit(tmp, final)
     for other in replaces:
         if other != final:
             other.unlink(missing_ok=True)
@@ -172,7 +164,7 @@ def _source_dirs(source: Path, folder: str) -> list[Path]:
     return [source / s if s else source for s in subdirs]
 
 
-def locate_source_file(source: Path, spec: IDXDataset, file: IDXFile) -> Path | None:
+def locate_source_file(source: Path, spec: IDXSource, file: IDXFile) -> Path | None:
     """Find ``file`` (raw or ``.gz``) in a source folder or its usual subfolders."""
     for d in _source_dirs(source, spec.folder):
         found = find_idx_file(d, file)
@@ -191,7 +183,7 @@ class _Staged:
 
 
 def _stage_idx_file(
-    spec: IDXDataset,
+    spec: IDXSource,
     file: IDXFile,
     target: Path,
     source: Path | None,
@@ -245,14 +237,14 @@ def _gz_suffix(path: Path) -> str:
         return ".gz" if f.read(2) == _GZIP_MAGIC else ""
 
 
-def _install_idx_set(spec: IDXDataset, staged: Sequence[_Staged], root: Path) -> list[Path]:
+def _install_idx_set(spec: IDXSource, staged: Sequence[_Staged], root: Path) -> list[Path]:
     """Validate four staged files together (pairs, counts, labels), commit them, write the cache.
 
     The staged files are removed if anything fails, so a failed import leaves nothing behind.
     """
     try:
         arrays: dict[str, np.ndarray] = {}
-        for i, split in enumerate(SPLITS):
+        for i, split in enumerate(STORED_SPLITS):
             img, lab = staged[2 * i], staged[2 * i + 1]
             images, labels = read_idx_split(
                 spec, img.tmp, lab.tmp, split, names=(img.origin, lab.origin)
@@ -270,7 +262,7 @@ def _install_idx_set(spec: IDXDataset, staged: Sequence[_Staged], root: Path) ->
 
 
 def _fetch_idx_files(
-    spec: IDXDataset, source: Path | None, mirrors: Sequence[str], root: Path, log: Log
+    spec: IDXSource, source: Path | None, mirrors: Sequence[str], root: Path, log: Log
 ) -> list[Path]:
     staged: list[_Staged] = []
     try:
@@ -298,14 +290,13 @@ def _raise_fetch_failure(what: str, fetch_name: str, errors: Sequence[Exception]
 
 
 def fetch_idx(
-    name: str, source: Path | None, mirror: str | None, root: Path, force: bool, log: Log
+    spec: IDXSource, source: Path | None, mirror: str | None, root: Path, force: bool, log: Log
 ) -> list[Path]:
     """Import an IDX data set (MNIST, Fashion-MNIST, KMNIST); returns the written paths."""
-    spec = idx_dataset(name)
-    status, where = dataset_status(spec.name, root)
+    status, where = spec.status(root)
     if status == "cached" and not force:
         log(f"{spec.name}: already present at {where} (use --force to re-import)")
-        return [where]
+        return [Path(where)]
     target = root / spec.folder
     if status == "raw files" and not force and source is None and mirror is None:
         path = build_idx_cache(spec, root)
@@ -313,9 +304,7 @@ def fetch_idx(
         return [path]
     mirrors = resolve_mirrors(spec.mirror_env, spec.mirrors, mirror)
     log(f"{spec.name}: importing into {target}" + (f" from {source}" if source else ""))
-    written = _fetch_idx_files(spec, source, mirrors, root, log)
-    clear_caches()
-    return written
+    return _fetch_idx_files(spec, source, mirrors, root, log)
 
 
 # -------------------------------------------------------------------------------- EMNIST
@@ -349,15 +338,21 @@ def _extract_emnist_zip(zip_path: Path, target: Path, origin: str, log: Log) -> 
     return names
 
 
-def fetch_emnist(
-    source: Path | None, mirror: str | None, root: Path, force: bool, log: Log
+def fetch_idx_group(
+    specs: Sequence[IDXSource],
+    source: Path | None,
+    mirror: str | None,
+    root: Path,
+    force: bool,
+    log: Log,
 ) -> list[Path]:
-    """Import every EMNIST split found in ``source`` (or all, from the official zip)."""
-    specs = [idx_dataset(f"emnist_{s}") for s in EMNIST_SPLITS]
-    if not force and all(dataset_status(s.name, root)[0] == "cached" for s in specs):
-        log(f"emnist: already present in {root / 'emnist'} (use --force to re-import)")
+    """Import every data set of a group that ``source`` holds, or all of them from the
+    group's official archive (EMNIST: every split found, or all six from ``gzip.zip``)."""
+    group = specs[0].fetch_name
+    if not force and all(s.status(root)[0] == "cached" for s in specs):
+        log(f"{group}: already present in {root / specs[0].folder} (use --force to re-import)")
         return [s.cache_path(root) for s in specs]
-    target = root / "emnist"
+    target = root / specs[0].folder
     archive, archive_md5 = specs[0].archive, specs[0].archive_md5
     assert archive is not None
     checked: set[str] = set()  # splits whose files were checked while being installed
@@ -384,7 +379,7 @@ def fetch_emnist(
                 tmp.unlink(missing_ok=True)
             break
         else:
-            _raise_fetch_failure(f"EMNIST {archive}", "emnist", errors)
+            _raise_fetch_failure(f"{specs[0].title} {archive}", group, errors)
     else:
         for folder in (source, source / "gzip"):
             for z in sorted(folder.glob("*.zip")) if folder.is_dir() else ():
@@ -415,7 +410,6 @@ def fetch_emnist(
             "emnist-<split>-train-images-idx3-ubyte[.gz] (splits: "
             f"{', '.join(EMNIST_SPLITS)}) or the official {archive}."
         )
-    clear_caches()
     return written
 
 
@@ -464,16 +458,14 @@ def _commit_omniglot_zip(
 def _install_omniglot_folder(subset: str, src: Path, target: Path, log: Log) -> Path:
     """Check an unpacked Omniglot folder, copy it into place, write its cache."""
     data = og.read_subset(src)
-    tmp_dir = Path(tempfile.mkdtemp(dir=target, prefix=f".{src.name}.", suffix=".part"))
+    final = target / src.name
+    tmp_dir = _atomic.temp_dir(final)
     try:
         shutil.copytree(src, tmp_dir, dirs_exist_ok=True)
-        final = target / src.name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp_dir, final)
     except BaseException:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
+        _atomic.discard(tmp_dir)
         raise
+    _atomic.commit(tmp_dir, final)
     og.write_cache(data, og.cache_path(target.parent, subset, og.DEFAULT_IMAGE_SIZE))
     log(
         f"  {subset}: {len(data.char_names)} characters, {data.images.shape[0]} drawings from "
@@ -526,75 +518,4 @@ def fetch_omniglot(
                 break
             else:
                 _raise_fetch_failure(f"Omniglot {filename}", "omniglot", errors)
-    og.clear_caches()
     return written
-
-
-# -------------------------------------------------------------------------------- public
-
-
-def fetch(
-    name: str,
-    source: str | os.PathLike[str] | None = None,
-    mirror: str | None = None,
-    root: str | os.PathLike[str] | None = None,
-    force: bool = False,
-    log: Log = print,
-) -> list[Path]:
-    """Import a data set into the data root (``blur data fetch NAME [--from DIR]``).
-
-    Args:
-      name: One of :data:`~blur.tasks.datasets.FETCHABLE` (aliases such as ``fashion`` work).
-      source: Import from this local folder instead of downloading.
-      mirror: Base URL to download from instead of the official mirrors (``file://`` works).
-      root: Data root (default ``$BLUR_DATA_DIR`` or ``~/.cache/blur``).
-      force: Re-import even if the data set is already present.
-      log: Progress printer.
-
-    Returns:
-      The files written (data files and caches).
-
-    Raises:
-      DataNotFoundError: If ``source`` lacks the files.
-      ChecksumError: If a file fails its MD5 check (nothing is left behind).
-      DownloadError: If no mirror could serve a file.
-      IDXFormatError / DataError: If a file is malformed.
-    """
-    key = name.strip().lower().replace("-", "_")
-    if key == "digits":
-        log("digits: bundled with scikit-learn; nothing to fetch.")
-        return []
-    if key not in ("emnist", "omniglot"):
-        key = canonical_name(key)
-    if key.startswith("emnist"):
-        key = "emnist"
-    if key not in FETCHABLE:
-        raise ValueError(f"cannot fetch {name!r}; fetchable data sets: {', '.join(FETCHABLE)}.")
-    root_path = data_dir(root)
-    src = None if source is None else Path(source).expanduser()
-    if src is not None and not src.exists():
-        raise DataNotFoundError(f"--from {src}: no such file or folder.")
-    if key == "omniglot":
-        return fetch_omniglot(src, mirror, root_path, force, log)
-    if key == "emnist":
-        return fetch_emnist(src, mirror, root_path, force, log)
-    return fetch_idx(key, src, mirror, root_path, force, log)
-
-
-def data_status(root: str | os.PathLike[str] | None = None) -> list[tuple[str, str, str]]:
-    """``(name, status, location)`` rows for ``blur data list``."""
-    root_path = data_dir(root)
-    rows = []
-    for spec in idx_datasets():
-        status, where = dataset_status(spec.name, root_path)
-        rows.append((spec.name, status, str(where)))
-    rows.append(("digits", "bundled", "scikit-learn (sklearn.datasets.load_digits)"))
-    subsets = og.available_subsets(root_path)
-    where = str(root_path / og.FOLDER)
-    if subsets:
-        status = "cached" if "cached" in subsets.values() else "raw files"
-        where += " (" + ", ".join(f"{k}: {v}" for k, v in subsets.items()) + ")"
-    else:
-        status = "missing"
-    rows.append(("omniglot", status, where))
-    return rows

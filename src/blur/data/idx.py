@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from blur.tasks.errors import IDXFormatError
+from blur.data.errors import IDXFormatError
 
 # IDX type codes -> big-endian numpy dtypes (the IDX spec).
 IDX_DTYPES: dict[int, str] = {

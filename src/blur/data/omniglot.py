@@ -13,22 +13,34 @@ dropping drawings already seen, so no image appears twice.
 
 Decoded subsets are cached as ``$BLUR_DATA_DIR/omniglot/<subset>-<size>.npz``, which the loader
 prefers over the zips.
+
+Validation split. Omniglot's meta-validation is over *new characters* (classes), so its
+``val`` split is a carve-out of characters, not of drawings: a character is in ``val`` iff
+``md5("<seed>/<alphabet>/<character>") mod 6 == 0`` (:func:`is_val_character`, seed
+:data:`OMNIGLOT_VAL_SEED`), about 1/6 of the characters; ``train`` is the others and ``all``
+every character. The rule depends on the character's name only, so a character is on the same
+side whichever subsets and alphabets are selected: ``train`` of one selection and ``val`` of
+another never share a character. The carve-out is opt-in (``split="all"`` is the default of
+:func:`blur.tasks.get_family` ``("omniglot")``), because the usual Omniglot meta-validation
+already holds out whole alphabets (``exclude_alphabets``, :data:`OMNIGLOT_SMALL_VAL_ALPHABETS`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import io
 import os
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from blur.tasks.datasets import data_dir, not_found, read_npz, write_npz_atomic
-from blur.tasks.errors import DataError
+from blur.data.errors import DataError, DataNotFoundError
+from blur.data.store import Log, data_dir, not_found, read_npz, write_npz_atomic
 
 FOLDER = "omniglot"
 DEFAULT_IMAGE_SIZE = 28
@@ -53,6 +65,25 @@ OMNIGLOT_ZIP_MD5: dict[str, str] = {
 OMNIGLOT_SMALL_VAL_ALPHABETS: tuple[str, ...] = ("Japanese_(katakana)", "Sanskrit", "Tagalog")
 """Alphabets only in ``background_small2``: a meta-validation side for the two small subsets
 whose other side (Balinese, Early_Aramaic, Korean, Greek, Latin) shares no character with it."""
+
+OMNIGLOT_SPLITS: tuple[str, ...] = ("all", "train", "val")
+"""Character splits (see the module docstring)."""
+OMNIGLOT_VAL_DENOMINATOR = 6
+OMNIGLOT_VAL_SEED = 0
+
+
+def is_val_character(char_name: str, seed: int = OMNIGLOT_VAL_SEED) -> bool:
+    """Whether the character ``"<alphabet>/<character>"`` is in the ``val`` carve-out."""
+    digest = hashlib.md5(f"{seed}/{char_name}".encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "big") % OMNIGLOT_VAL_DENOMINATOR == 0
+
+
+def split_label(split: str) -> str:
+    """How a character split was made, for family names (``val:chars/6,seed=0``)."""
+    if split == "all":
+        return split
+    tag = "val" if split == "val" else "train-val"
+    return f"{tag}:chars/{OMNIGLOT_VAL_DENOMINATOR},seed={OMNIGLOT_VAL_SEED}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,6 +111,38 @@ class OmniglotData:
     def alphabets(self) -> tuple[str, ...]:
         """Sorted distinct alphabet names."""
         return tuple(sorted({c.split("/")[0] for c in self.char_names}))
+
+    def select_split(self, split: str) -> OmniglotData:
+        """The characters of a split: ``all``, ``train`` or ``val`` (module docstring).
+
+        Raises:
+          ValueError: For an unknown split, or one that leaves no characters.
+        """
+        if split not in OMNIGLOT_SPLITS:
+            raise ValueError(
+                f"unknown Omniglot split {split!r}; valid splits: {', '.join(OMNIGLOT_SPLITS)} "
+                "(the characters are carved out; subsets and alphabets select the pool)."
+            )
+        if split == "all":
+            return self
+        want_val = split == "val"
+        keep = [i for i, c in enumerate(self.char_names) if is_val_character(c) == want_val]
+        if not keep:
+            raise ValueError(f"the Omniglot {split!r} split of these characters is empty.")
+        return self._keep_characters(keep)
+
+    def _keep_characters(self, keep_chars: Sequence[int]) -> OmniglotData:
+        """Keep some characters (indices into ``char_names``), relabelled ``0..C'-1``."""
+        lut = np.full(len(self.char_names), -1, np.int64)
+        lut[list(keep_chars)] = np.arange(len(keep_chars))
+        mapped = lut[self.labels]
+        idx = np.nonzero(mapped >= 0)[0]
+        return OmniglotData(
+            images=self.images[idx],
+            labels=mapped[idx].astype(np.int32),
+            char_names=tuple(self.char_names[i] for i in keep_chars),
+            drawing_names=self.drawing_names[idx],
+        )
 
     def select_alphabets(
         self, include: Sequence[str] | None = None, exclude: Sequence[str] | None = None
@@ -109,16 +172,7 @@ class OmniglotData:
         keep_chars = [i for i, c in enumerate(self.char_names) if c.split("/")[0] in keep_alpha]
         if not keep_chars:
             raise ValueError("the alphabet selection leaves no Omniglot characters.")
-        lut = np.full(len(self.char_names), -1, np.int64)
-        lut[keep_chars] = np.arange(len(keep_chars))
-        mapped = lut[self.labels]
-        idx = np.nonzero(mapped >= 0)[0]
-        return OmniglotData(
-            images=self.images[idx],
-            labels=mapped[idx].astype(np.int32),
-            char_names=tuple(self.char_names[i] for i in keep_chars),
-            drawing_names=self.drawing_names[idx],
-        )
+        return self._keep_characters(keep_chars)
 
 
 def subset_name(path: str | os.PathLike[str]) -> str:
@@ -282,7 +336,7 @@ def _load_subset(subset: str, image_size: int, root: Path) -> OmniglotData:
         if subset not in sources:
             have = available_subsets(root)
             detail = f" (subset {subset!r}; present: {', '.join(have) or 'none'})"
-            raise not_found("omniglot", root, detail)
+            raise OMNIGLOT.missing(root, detail)
         data = read_subset(sources[subset], image_size)
         write_cache(data, cache)
     if data.images.ndim != 3 or data.images.shape[1:] != (image_size, image_size):
@@ -333,6 +387,7 @@ def load_omniglot(
     alphabets: Sequence[str] | None = None,
     exclude_alphabets: Sequence[str] | None = None,
     root: str | os.PathLike[str] | None = None,
+    split: str = "all",
 ) -> OmniglotData:
     """Load and merge Omniglot subsets, optionally restricted to some alphabets.
 
@@ -343,6 +398,7 @@ def load_omniglot(
       alphabets: Keep only these alphabets.
       exclude_alphabets: Drop these alphabets (e.g. :data:`OMNIGLOT_SMALL_VAL_ALPHABETS`).
       root: Data root.
+      split: ``all`` characters, or the ``train`` / ``val`` character carve-out (module doc).
 
     Returns:
       The merged drawings; labels index the merged ``char_names``.
@@ -353,9 +409,65 @@ def load_omniglot(
     data = parts[0] if len(parts) == 1 else merge(parts)
     if alphabets is not None or exclude_alphabets:
         data = data.select_alphabets(alphabets, exclude_alphabets)
-    return data
+    return data.select_split(split)
 
 
 def clear_caches() -> None:
     """Forget memoised subsets."""
     _load_subset.cache_clear()
+
+
+# -------------------------------------------------------------------------------- source
+
+
+@dataclasses.dataclass(frozen=True)
+class OmniglotSource:
+    """Omniglot: its zips / folders / caches under ``$BLUR_DATA_DIR/omniglot``."""
+
+    name: str = "omniglot"
+    title: str = "Omniglot"
+    folder: str = FOLDER
+
+    @property
+    def fetch_name(self) -> str:
+        """The name given to ``blur data fetch``."""
+        return self.name
+
+    def status(self, root: Path) -> tuple[str, str]:
+        """``(status, location)``: ``cached`` if any subset is decoded, else ``raw files`` or
+        ``missing``; the location lists each subset's status."""
+        subsets = available_subsets(root)
+        where = str(root / self.folder)
+        if not subsets:
+            return "missing", where
+        status = "cached" if "cached" in subsets.values() else "raw files"
+        return status, where + " (" + ", ".join(f"{k}: {v}" for k, v in subsets.items()) + ")"
+
+    def hint(self) -> str:
+        """The commands that import Omniglot, for error messages."""
+        return (
+            "`blur data fetch omniglot` (downloads images_background.zip and "
+            "images_evaluation.zip) or `blur data fetch omniglot --from DIR` (a folder with "
+            "images_*.zip files or unpacked images_* folders)"
+        )
+
+    def missing(self, root: Path, detail: str = "") -> DataNotFoundError:
+        """The error raised when a subset is not in ``root``."""
+        return not_found(self.name, root / self.folder, self.hint(), root, detail)
+
+    def load(self, root: Path, **options: Any) -> OmniglotData:
+        """:func:`load_omniglot` under ``root`` (options: subsets, image_size, alphabets,
+        exclude_alphabets, split)."""
+        return load_omniglot(root=root, **options)
+
+    def fetch(
+        self, source: Path | None, mirror: str | None, root: Path, force: bool, log: Log
+    ) -> list[Path]:
+        """Import zips / folders from ``source``, or download the two official zips; see
+        :mod:`blur.data.fetching` (imported here, only when fetching)."""
+        from blur.data import fetching
+
+        return fetching.fetch_omniglot(source, mirror, root, force, log)
+
+
+OMNIGLOT = OmniglotSource()
