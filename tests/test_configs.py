@@ -80,3 +80,14 @@ def test_presets_report_up_to_five_times_their_horizon(name):
     config = get_preset(name)
     assert max(config.evaluation.report_steps) >= 5 * config.final_num_steps()
     assert config.evaluation.num_tasks >= 10  # enough tasks for a paired claim
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_selection_never_sees_a_test_split(name):
+    """Validation (best-of-N, early stopping, sweeps) uses held-out training data; the test
+    split appears only among the reported evaluation families."""
+    tasks = get_preset(name).tasks
+    assert not [t for t in (*tasks.train, *tasks.validate) if "split=test" in t]
+    if any("mnist" in t for t in tasks.train):
+        assert all("split=val" in t for t in tasks.validate)
+        assert all("split=test" in t for t in tasks.evaluation_families())

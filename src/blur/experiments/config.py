@@ -236,7 +236,9 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
     ),
     "mnist10": (
         "MNIST at 10x10 (20x20 crop), tasks full / 0-4 / 5-9; K=4; hidden (256, 128);"
-        " meta-validation on 28x28 MNIST and Fashion-MNIST test splits. Output state 1 gets"
+        " meta-validation on 28x28 MNIST images held out of the training split; reported on the"
+        " MNIST and Fashion-MNIST test sets (Fashion takes no part in training or selection)."
+        " Output state 1 gets"
         " one-hot - softmax(prediction); a per-layer genome starts from the delta init with"
         " He-scale synapses and rates 200/100/50 (it already trains a fresh net before"
         " meta-training); Adam 1e-3, T = 10 -> 20, the query scored after step 10 and after T.",
@@ -254,7 +256,8 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             ),
             tasks=TaskConfig(
                 train=("mnist?resolution=10", "mnist:0-4?resolution=10", "mnist:5-9?resolution=10"),
-                validate=("mnist?split=test", "fashion_mnist?split=test"),
+                validate=("mnist?split=val",),
+                evaluate=("mnist?split=test", "fashion_mnist?split=test"),
             ),
             objective=ObjectiveConfig(
                 batch_size=128, num_tasks=3, query_batch_size=256, score_steps=(10,)
@@ -281,7 +284,9 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             preset="cma-mnist14",
             network=dataclasses.replace(PAPER_NETWORK, hidden=(512,)),
             tasks=TaskConfig(
-                train=("mnist?resolution=14",), validate=("mnist?split=test&resolution=14",)
+                train=("mnist?resolution=14",),
+                validate=("mnist?split=val&resolution=14",),
+                evaluate=("mnist?split=test&resolution=14",),
             ),
             method="cma",
             objective=ObjectiveConfig(
