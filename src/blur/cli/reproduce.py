@@ -32,6 +32,10 @@ def parser() -> argparse.ArgumentParser:
                    help="a genome file (symmetry: the learned rule; sgd-sweep: the genome)")
     p.add_argument("--tasks", nargs="+", default=None,
                    help="sgd-sweep: task families (default: the scale's)")
+    p.add_argument("--num-tasks", type=int, default=None,
+                   help="sgd-sweep: tasks per family (default: the scale's)")
+    p.add_argument("--query-size", type=int, default=None,
+                   help="sgd-sweep: query examples per task (default: the scale's)")
     p.add_argument("--rules", nargs="+", default=None,
                    help="symmetry: the rules to analyse (backprop feedback-alignment delta "
                    "learned; default all)")
@@ -72,11 +76,16 @@ def main(argv: list[str]) -> int:
         options["genome"] = args.genome
     if args.tasks:
         if args.experiment != "sgd-sweep":
-            raise ValueError("--tasks applies to sgd-sweep only")
+            parser().error("--tasks applies to sgd-sweep only")
         options["tasks"] = tuple(args.tasks)
+    for name in ("num_tasks", "query_size"):
+        if getattr(args, name) is not None:
+            if args.experiment != "sgd-sweep":
+                parser().error(f"--{name.replace('_', '-')} applies to sgd-sweep only")
+            options[name] = getattr(args, name)
     if args.rules:
         if args.experiment != "symmetry":
-            raise ValueError("--rules applies to symmetry only")
+            parser().error("--rules applies to symmetry only")
         options["rules"] = tuple(args.rules)
     out = args.out or Path("runs") / "reproduce" / args.experiment
     command = shlex.join(["blur", "reproduce", *argv])

@@ -151,15 +151,19 @@ def plot(genome: np.ndarray, base: dict[str, tuple[np.ndarray, np.ndarray]], nam
 def run(
     out: Path, scale: str = "small", seed: int = 0, command: str | None = None,
     genome: str | Path | None = None, tasks: tuple[str, ...] | None = None,
+    num_tasks: int | None = None, query_size: int | None = None,
 ) -> Outcome:
     """Run the sweep and write ``sgd_sweep.png``, ``table.md`` and ``table.json``.
 
     Args:
       genome: a genome file (default: the scale's preset's initial genome).
       tasks: task families (default: the scale's).
+      num_tasks, query_size: override the scale's tasks per family and query examples.
     """
     start = time.perf_counter()
     sizes = SCALES[scale]
+    sizes = dataclasses.replace(sizes, num_tasks=num_tasks or sizes.num_tasks,
+                                query_size=query_size or sizes.query_size)
     contender = (contender_from_file(Path(genome), "BLUR") if genome is not None
                  else preset_contender(sizes.preset, seed))
     families = tuple(tasks or sizes.tasks)
@@ -202,6 +206,7 @@ def run(
         "evaluation": to_json(results, steps),
     }
     options = {"genome": str(genome) if genome is not None else None,
-               "tasks": list(families)}
+               "tasks": list(families), "num_tasks": sizes.num_tasks,
+               "query_size": sizes.query_size}
     return finish(out, "sgd-sweep", scale, seed, start, [figure], table, markdown, options,
                   command)
