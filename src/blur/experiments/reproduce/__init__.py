@@ -57,7 +57,7 @@ _TODO = "target <= 30 min (not implemented)"
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("symmetry", "§3.5, Fig. 2, App. A",
                "is a learned rule gradient descent? Jacobian symmetry and the generalised-GD "
-               "metric test", "~1 min (measured, shared 2-core CPU)", "symmetry"),
+               "metric test", "8.5 min (measured: 506 s, 2-core CPU under load ~16)", "symmetry"),
     Experiment("toy", "§4.1, Figs. 3-4",
                "meta-train on xor/and/two-moons, validate on the held-out 2-D group",
                _TODO, missing="the driver: spread over runs and inits, decision-region panels"),
@@ -69,7 +69,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                _TODO, missing="the driver: disjoint class subsets and the spread over them"),
     Experiment("sgd-sweep", "§4.3, Fig. 6",
                "a genome vs SGD with and without momentum over 4 decades of learning rates",
-               "~2 min (measured, shared 2-core CPU)", "sgd_sweep"),
+               "3 min (measured: 167 s, 2-core CPU under load ~16)", "sgd_sweep"),
     Experiment("cma-vs-gradient", "§4.4, Fig. 7",
                "CMA-ES and gradient meta-training on the same task, accuracy vs meta-step",
                _TODO, missing="the driver running both meta-optimisers on one task"),
