@@ -57,7 +57,7 @@ _TODO = "target <= 30 min (not implemented)"
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("symmetry", "§3.5, Fig. 2, App. A",
                "is a learned rule gradient descent? Jacobian symmetry and the generalised-GD "
-               "metric test", "8.5 min (measured: 506 s, 2-core CPU under load ~16)", "symmetry"),
+               "metric test", "9 min (measured: 536 s, 2-core CPU under load ~16)", "symmetry"),
     Experiment("toy", "§4.1, Figs. 3-4",
                "meta-train on xor/and/two-moons, validate on the held-out 2-D group",
                _TODO, missing="the driver: spread over runs and inits, decision-region panels"),

@@ -405,7 +405,7 @@ def run(
         })
     figure = plot(cases, jacobians, out / "symmetry.png")
     head = ["rule", "weights", "‖J-Jᵀ‖/‖J‖ (f64)", "(f32)", "App. A: n",
-            "null dim Q̂₀", "basis ok for all Q̂", "joint null dim", "best λmin/|λ|max",
+            "null dim Q̂₀", "basis ok for all Q̂", "joint null dim", "best λmin / max abs λ",
             "generalised GD?"]
     md_rows = []
     for r in rows:
