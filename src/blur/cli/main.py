@@ -12,6 +12,7 @@ COMMANDS = {
     "plot": ("blur.cli.plot", "main", "PNG plots of a run folder"),
     "bench": ("blur.cli.bench", "main", "speed benchmarks (ratios to SGD, same process)"),
     "data": ("blur.cli.data", "main", "fetch / import / list data sets"),
+    "reproduce": ("blur.cli.reproduce", "main", "one experiment of the paper (--list)"),
 }
 
 

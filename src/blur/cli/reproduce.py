@@ -1,0 +1,97 @@
+"""``blur reproduce EXPERIMENT``: one paper experiment into a run folder (issue 13).
+
+``blur reproduce --list`` names every experiment with its paper section, estimated CPU time and
+whether it is implemented yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from pathlib import Path
+
+
+def parser() -> argparse.ArgumentParser:
+    from blur.experiments.reproduce import EXPERIMENTS, SCALES
+
+    p = argparse.ArgumentParser(
+        prog="blur reproduce",
+        description="Reproduce one experiment of the paper: a run folder with its figure(s) "
+        "as PNG, table.md, table.json and run.json. `--list` shows them all.",
+    )
+    p.add_argument("experiment", nargs="?", help=f"one of: {', '.join(EXPERIMENTS)}")
+    p.add_argument("--list", action="store_true", help="list the experiments and exit")
+    p.add_argument("--out", type=Path, default=None,
+                   help="run folder (default runs/reproduce/EXPERIMENT)")
+    p.add_argument("--scale", choices=SCALES, default="small",
+                   help="small (default, fits a 2-core CPU), paper (the paper's size), "
+                   "tiny (seconds, for tests)")
+    p.add_argument("--seed", type=int, default=0, help="PRNG seed")
+    p.add_argument("--genome", type=Path, default=None,
+                   help="a genome file (symmetry: the learned rule; sgd-sweep: the genome)")
+    p.add_argument("--tasks", nargs="+", default=None,
+                   help="sgd-sweep: task families (default: the scale's)")
+    p.add_argument("--num-tasks", type=int, default=None,
+                   help="sgd-sweep: tasks per family (default: the scale's)")
+    p.add_argument("--query-size", type=int, default=None,
+                   help="sgd-sweep: query examples per task (default: the scale's)")
+    p.add_argument("--rules", nargs="+", default=None,
+                   help="symmetry: the rules to analyse (backprop feedback-alignment delta "
+                   "learned; default all)")
+    return p
+
+
+def list_text() -> str:
+    from blur.experiments.reproduce import EXPERIMENTS
+
+    rows = [("experiment", "paper", "implemented", "CPU time (small scale)", "reproduces")]
+    rows += [(e.name, e.section, "yes" if e.implemented else "NO", e.cpu_time, e.reproduces)
+             for e in EXPERIMENTS.values()]
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r[:4], widths, strict=True))
+                     + "  " + r[4] for r in rows)
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    if args.list:
+        print(list_text())
+        return 0
+    if args.experiment is None:
+        parser().error("name an EXPERIMENT, or --list to see them")
+    from blur.experiments.reproduce import (
+        ExperimentNotImplementedError,
+        check_runnable,
+        run_experiment,
+    )
+
+    try:
+        check_runnable(args.experiment)
+    except (ValueError, ExperimentNotImplementedError) as e:  # unknown, or listed but not built
+        print(f"blur reproduce: error: {e}", file=sys.stderr)
+        return 2
+    options = {}
+    if args.genome is not None:
+        options["genome"] = args.genome
+    if args.tasks:
+        if args.experiment != "sgd-sweep":
+            parser().error("--tasks applies to sgd-sweep only")
+        options["tasks"] = tuple(args.tasks)
+    for name in ("num_tasks", "query_size"):
+        if getattr(args, name) is not None:
+            if args.experiment != "sgd-sweep":
+                parser().error(f"--{name.replace('_', '-')} applies to sgd-sweep only")
+            options[name] = getattr(args, name)
+    if args.rules:
+        if args.experiment != "symmetry":
+            parser().error("--rules applies to symmetry only")
+        options["rules"] = tuple(args.rules)
+    out = args.out or Path("runs") / "reproduce" / args.experiment
+    command = shlex.join(["blur", "reproduce", *argv])
+    outcome = run_experiment(args.experiment, out, args.scale, args.seed, command=command,
+                             **options)
+    print(outcome.markdown)
+    print(f"\nwrote {outcome.out} ({', '.join(p.name for p in outcome.figures)}, table.md, "
+          f"table.json, run.json) in {outcome.wall_s:.1f} s")
+    return 0

@@ -1,0 +1,81 @@
+"""What every ``blur reproduce`` experiment writes: ``table.md``, ``table.json``, ``run.json``."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import jax
+
+from blur.experiments.runs import dump_json
+from blur.io.atomic import write_text_atomic
+
+TABLE_MD = "table.md"
+TABLE_JSON = "table.json"
+RUN_JSON = "run.json"
+
+
+@dataclasses.dataclass
+class Outcome:
+    """An experiment's result: its folder, figures, table rows and wall time.
+
+    Attributes:
+      out: the run folder.
+      figures: the PNG files written.
+      table: the JSON-able table (also in ``table.json``).
+      markdown: the table as markdown (also in ``table.md``).
+      wall_s: wall time of the whole experiment in seconds.
+    """
+
+    out: Path
+    figures: list[Path]
+    table: dict[str, Any]
+    markdown: str
+    wall_s: float
+
+
+def machine() -> dict[str, Any]:
+    """The machine a result was measured on (for the run folder and REPRODUCTION.md)."""
+    return {
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": [str(d) for d in jax.devices()],
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def markdown_table(head: list[str], rows: list[list[str]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def finish(
+    out: Path, experiment: str, scale: str, seed: int, start: float, figures: list[Path],
+    table: dict[str, Any], markdown: str, options: dict[str, Any], command: str | None = None,
+) -> Outcome:
+    """Write ``table.md``, ``table.json`` and ``run.json`` into ``out`` (atomically)."""
+    wall = time.perf_counter() - start
+    write_text_atomic(out / TABLE_MD, markdown + "\n")
+    write_text_atomic(out / TABLE_JSON, dump_json(table))
+    run = {
+        "experiment": experiment,
+        "scale": scale,
+        "seed": seed,
+        "options": options,
+        "command": command,
+        "wall_s": round(wall, 2),
+        "machine": machine(),
+        "figures": [p.name for p in figures],
+        "finished": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+    write_text_atomic(out / RUN_JSON, dump_json(run))
+    return Outcome(out, figures, table, markdown, wall)
