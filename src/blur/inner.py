@@ -13,8 +13,14 @@ import jax.numpy as jnp
 
 from blur._pytree import pytree_dataclass
 from blur.genome import Genome
-from blur.network import NetworkSpec, NetworkState
-from blur.rules import backward, feedback, forward, hebbian
+from blur.network import (
+    ChannelFirstState,
+    NetworkSpec,
+    NetworkState,
+    from_channel_first,
+    to_channel_first,
+)
+from blur.rules import cf_backward, cf_feedback, cf_forward, cf_hebbian
 from blur.tasks.base import Batch
 
 
@@ -46,7 +52,7 @@ def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(jnp.float32))
 
 
-def state_is_finite(state: NetworkState) -> jax.Array:
+def state_is_finite(state: NetworkState | ChannelFirstState) -> jax.Array:
     """Scalar bool: every neuron state and synapse is finite."""
     leaves = jax.tree_util.tree_leaves(state)
     return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
@@ -56,6 +62,24 @@ def _rms(arrays: tuple[jax.Array, ...]) -> jax.Array:
     total = sum(jnp.sum(w * w) for w in arrays)
     count = sum(w.size for w in arrays)
     return jnp.sqrt(total / count)
+
+
+def cf_step(
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, batch: Batch
+) -> tuple[ChannelFirstState, StepMetrics]:
+    """:func:`step` on the channel-first layout (what :func:`unroll` scans)."""
+    neurons = cf_forward(genome, spec, state, batch.x)
+    logits = neurons[-1][0]
+    neurons = cf_feedback(spec, neurons, batch.y)
+    neurons = cf_backward(genome, spec, state, neurons)
+    new_state = cf_hebbian(genome, spec, state, neurons)
+    metrics = StepMetrics(
+        loss=cross_entropy(logits, batch.y),
+        accuracy=accuracy(logits, batch.y),
+        finite=state_is_finite(new_state),
+        synapse_norm=_rms((*new_state.w, *new_state.b)),
+    )
+    return new_state, metrics
 
 
 def step(
@@ -73,18 +97,8 @@ def step(
       (new state, metrics of the pre-update prediction on this batch).
     """
     spec.check_genome(genome)
-    neurons = forward(genome, spec, state, batch.x)
-    logits = neurons[-1][..., 0]
-    neurons = feedback(spec, neurons, batch.y)
-    neurons = backward(genome, spec, state, neurons)
-    new_state = hebbian(genome, spec, state, neurons)
-    metrics = StepMetrics(
-        loss=cross_entropy(logits, batch.y),
-        accuracy=accuracy(logits, batch.y),
-        finite=state_is_finite(new_state),
-        synapse_norm=_rms(new_state.w_fwd),
-    )
-    return new_state, metrics
+    new, metrics = cf_step(genome, spec, to_channel_first(spec, state), batch)
+    return from_channel_first(spec, new, state), metrics
 
 
 def predict(genome: Genome, spec: NetworkSpec, state: NetworkState, x: jax.Array) -> jax.Array:
@@ -93,8 +107,18 @@ def predict(genome: Genome, spec: NetworkSpec, state: NetworkState, x: jax.Array
     Neurons start from zero (as after a reset), so the result depends only on the synapses.
     """
     spec.check_genome(genome)
-    zeros = tuple(jnp.zeros((x.shape[0], *n.shape[1:]), jnp.float32) for n in state.neurons)
-    return forward(genome, spec, state.replace(neurons=zeros), x)[-1][..., 0]  # type: ignore[attr-defined]
+    return cf_predict(genome, spec, to_channel_first(spec, state), x)
+
+
+def cf_predict(
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, x: jax.Array
+) -> jax.Array:
+    """:func:`predict` on the channel-first layout."""
+    zeros = tuple(
+        jnp.zeros((n.shape[0], x.shape[0], n.shape[2]), jnp.float32) for n in state.neurons
+    )
+    fresh = state.replace(neurons=zeros)  # type: ignore[attr-defined]
+    return cf_forward(genome, spec, fresh, x)[-1][0]
 
 
 def unroll(
@@ -115,12 +139,15 @@ def unroll(
     Returns:
       (final state, per-step metrics with a leading [T] axis).
     """
-    def body(s: NetworkState, batch: Batch) -> tuple[NetworkState, StepMetrics]:
-        return step(genome, spec, s, batch)
+    spec.check_genome(genome)
+
+    def body(s: ChannelFirstState, batch: Batch) -> tuple[ChannelFirstState, StepMetrics]:
+        return cf_step(genome, spec, s, batch)
 
     if remat:
         body = jax.checkpoint(body)
-    return jax.lax.scan(body, state, batches)
+    final, metrics = jax.lax.scan(body, to_channel_first(spec, state), batches)
+    return from_channel_first(spec, final, state), metrics
 
 
 @partial(jax.jit, static_argnames=("spec", "remat"))
