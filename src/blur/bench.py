@@ -594,7 +594,16 @@ def machine() -> dict[str, Any]:
         "affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "processor": platform.processor() or platform.machine(),
         "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
+        "load_average": _load(),
     }
+
+
+def _load() -> list[float] | None:
+    """The 1, 5 and 15-minute load averages (other processes competing for the cores)."""
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def _q(stats: dict[str, Any], fmt: str = ".2f") -> str:
@@ -623,6 +632,13 @@ def markdown(results: dict[str, Any]) -> str:
         f"- Every figure: {o['warmup']} warm-up call(s) after compiling, then the sides called "
         "in turn each round; ratio = median of the per-round ratios, [25th-75th percentile].",
     ]
+    if m.get("load_average") is not None:
+        out.append(
+            f"- Load average (1, 5, 15 min) at the start {m['load_average']}, at the end "
+            f"{m.get('load_average_end')}, on {m['cpu_count']} cores: above "
+            f"{m['cpu_count']} means other processes were competing for the cores, which "
+            "inflates and scatters absolute times; interleaved ratios cancel part of it."
+        )
     if o.get("note"):
         out.append(f"- Note: {o['note']}")
     if m["platform"] != "gpu":
@@ -700,6 +716,16 @@ def markdown(results: dict[str, Any]) -> str:
                     f"(measured {r['peak_bytes'] / 1e9:.3f} GB)."
                 )
         out.append("")
+    base = results.get("baseline", {}).get("sections", {})
+    if base:
+        bm = results["baseline"]
+        out += [
+            f"Baseline (`--baseline {bm['file']}`): written by `blur bench "
+            f"{' '.join(bm['options']['argv'])}` on {bm['machine']['date_utc']} UTC; "
+            "'speed-up' = its seconds / these seconds (separate processes, so machine load "
+            "does not cancel as it does in the interleaved ratios).",
+            "",
+        ]
     if "mnist10" in s:
         out += [
             "## One meta-step of the `mnist10` preset as shipped",
@@ -710,6 +736,7 @@ def markdown(results: dict[str, Any]) -> str:
             "| T | seconds [IQR] | jitted C2 SGD steps | first call (compile) s | data |",
             "|---|---|---|---|---|",
         ]
+        old = {r["T"]: r for r in base.get("mnist10", {}).get("rows", [])}
         for r in s["mnist10"]["rows"]:
             q = r["seconds_q"]
             out.append(
@@ -717,6 +744,17 @@ def markdown(results: dict[str, Any]) -> str:
                 f"{_q(r['sgd_steps'], '.0f')} | {r['first_call_s']:.1f} | "
                 f"{'synthetic' if r['synthetic_data'] else 'MNIST'} |"
             )
+        for r in s["mnist10"]["rows"]:
+            if r["T"] in old:
+                b = old[r["T"]]
+                out.append(
+                    f"\n- T={r['T']}: baseline {b['seconds']:.3f} s "
+                    f"({b['sgd_steps']['median']:.0f} C2 SGD steps), now {r['seconds']:.3f} s "
+                    f"({r['sgd_steps']['median']:.0f}): speed-up "
+                    f"{b['seconds'] / r['seconds']:.2f}x in seconds, "
+                    f"{b['sgd_steps']['median'] / r['sgd_steps']['median']:.2f}x in SGD steps "
+                    "(target 3x)."
+                )
         out.append("")
     if "evolution" in s:
         r = s["evolution"]["rows"][0]
@@ -733,6 +771,15 @@ def markdown(results: dict[str, Any]) -> str:
             f"{_q(r['sgd_steps'], '.0f')} | {'synthetic' if r['synthetic_data'] else 'MNIST'} |",
             "",
         ]
+        if base.get("evolution"):
+            b = base["evolution"]["rows"][0]
+            out += [
+                f"- Baseline {b['seconds']:.2f} s ({b['sgd_steps']['median']:.0f} C3 SGD steps), "
+                f"now {r['seconds']:.2f} s: speed-up {b['seconds'] / r['seconds']:.2f}x in "
+                f"seconds, {b['sgd_steps']['median'] / r['sgd_steps']['median']:.2f}x in SGD "
+                "steps.",
+                "",
+            ]
     if "scaling" in s:
         sc = s["scaling"]
         out += [
@@ -801,6 +848,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=str, default=None, help="write every figure here")
     parser.add_argument("--markdown", type=str, default=None, help="write the report here")
     parser.add_argument("--note", type=str, default="", help="a line for the report's header")
+    parser.add_argument(
+        "--baseline",
+        type=str,
+        default=None,
+        help="a --json file written by blur bench on other code (e.g. before a change); the "
+        "report adds its seconds and the speed-up for the rows both runs have",
+    )
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     if args.rounds is None:
@@ -820,7 +874,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}]", flush=True)
         sections[name] = RUNNERS[name](args)
     wall = time.perf_counter() - t0
-    print(f"done in {wall:.0f} s")
+    info["load_average_end"] = _load()
+    print(f"done in {wall:.0f} s (load average {info['load_average_end']})")
     results = {
         "machine": info,
         "options": {
@@ -834,6 +889,11 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": wall,
         "sections": sections,
     }
+    if args.baseline:
+        with open(args.baseline) as f:
+            base = json.load(f)
+        results["baseline"] = {"file": args.baseline, "options": base["options"],
+                               "machine": base["machine"], "sections": base["sections"]}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1)

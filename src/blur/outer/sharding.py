@@ -106,7 +106,7 @@ def _leading(tree: Any) -> int:
 
 def _place(x: Any, sharding: NamedSharding) -> jax.Array:
     """A global array with ``sharding`` from a value every process holds whole."""
-    if isinstance(x, jax.Array) and x.is_fully_addressable is False:
+    if jax.process_count() == 1 or (isinstance(x, jax.Array) and not x.is_fully_addressable):
         return jax.device_put(x, sharding)
     host = np.asarray(x)
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
