@@ -814,20 +814,26 @@ def markdown(results: dict[str, Any]) -> str:
 
 
 def _scaling_words(sc: dict[str, Any]) -> str:
-    """Where growth is not linear (per-unit cost more than 25% off the largest size's)."""
+    """Where growth is not linear: per-unit cost more than 25% off the largest size's."""
     notes = []
     for key, unit, name in (("T", "T", "per_step_vs_largest"),
                             ("population", "popsize", "per_genome_vs_largest")):
-        off = [f"{r[unit]} ({r[name]:.2f}x)" for r in sc[key] if abs(r[name] - 1.0) > 0.25]
         label = "T" if key == "T" else "population"
-        if off:
-            notes.append(
-                f"Against {label}, per-unit cost is more than 25% off the largest size's at "
-                f"{', '.join(off)}: fixed per-call costs (dispatch, initialisation, CMA-ES "
-                "ask/tell) dominate small sizes."
-            )
-        else:
+        high = [f"{r[unit]} ({r[name]:.2f}x)" for r in sc[key] if r[name] > 1.25]
+        low = [f"{r[unit]} ({r[name]:.2f}x)" for r in sc[key] if r[name] < 0.8]
+        if not high and not low:
             notes.append(f"Against {label}, growth is linear within 25%.")
+            continue
+        if high:
+            notes.append(
+                f"Against {label}, per-unit cost is above the largest size's at "
+                f"{', '.join(high)} (growth slower than linear there)."
+            )
+        if low:
+            notes.append(
+                f"Against {label}, per-unit cost is below the largest size's at "
+                f"{', '.join(low)} (growth faster than linear up to the largest size)."
+            )
     return " ".join(notes)
 
 
@@ -849,6 +855,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--markdown", type=str, default=None, help="write the report here")
     parser.add_argument("--note", type=str, default="", help="a line for the report's header")
     parser.add_argument(
+        "--from-json",
+        type=str,
+        default=None,
+        help="measure nothing: rewrite --markdown from a --json file an earlier run wrote",
+    )
+    parser.add_argument(
         "--baseline",
         type=str,
         default=None,
@@ -861,6 +873,14 @@ def main(argv: list[str] | None = None) -> int:
         args.rounds = 12 if args.quick else 40
     if args.rounds < 2:
         parser.error(f"--rounds {args.rounds}: need at least 2 rounds for a median and spread")
+    if args.from_json:
+        with open(args.from_json) as f:
+            results = json.load(f)
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(markdown(results) + "\n")
+            print(f"wrote {args.markdown} from {args.from_json}")
+        return 0
     info = machine()
     print(
         f"jax {info['jax']} on {info['platform']} ({info['device_kind']}), "
