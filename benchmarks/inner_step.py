@@ -1,7 +1,10 @@
-"""Inner-step benchmark: BLUR step vs jitted SGD step, same process. See :mod:`blur.bench`.
+"""The benchmark suite of ``blur bench`` (see :mod:`blur.bench`): inner step, meta-gradient,
+mnist10 meta-step, evolution generation and scaling, as same-process interleaved ratios.
 
-Usage: ``.venv/bin/python benchmarks/inner_step.py [--repeats 50] [--json out.json]``
-(the same as ``blur bench``).
+Usage: ``python benchmarks/inner_step.py [blur bench options]``, the same as ``blur bench``;
+``benchmarks/RESULTS.md`` is written by
+``blur bench --quick --baseline benchmarks/baseline-19f8077.json --json benchmarks/results.json
+--markdown benchmarks/RESULTS.md``.
 """
 
 import sys

@@ -1,8 +1,9 @@
 """Populations: ``jax.vmap`` over species (genomes) and replicas (synapse inits) equals a loop.
 
 Tolerance: a batched einsum may sum in another order than the unbatched one, so float32 results
-can differ by a few ulps of O(1) values; rtol = atol = 1e-6 is tight enough that any mixing of
-population members (wrong in_axes, a shared state) shows up as O(0.01-1) errors.
+can differ by a few ulps of O(1) values (up to ~1e-6 absolute on a small sum of O(1) terms, e.g.
+a logit whose bias is added after the matmul); rtol = 1e-6, atol = 3e-6 is tight enough that
+any mixing of population members (wrong in_axes, a shared state) shows up as O(0.01-1) errors.
 
 Compiling is the cost here, so each test jits one function that builds the whole population,
 and the reference loops run eagerly (their op shapes are already compiled by other tests).
@@ -25,7 +26,7 @@ B = 3
 S = 3  # species
 R = 2  # replicas
 T = 3  # unroll length
-TOL = {"rtol": 1e-6, "atol": 1e-6}
+TOL = {"rtol": 1e-6, "atol": 3e-6}
 
 RICH = blur.NetworkSpec(SIZES, K, neuron_norm="both", synapse_stabiliser=("oja",),
                         fan_in_scaling=True, hebbian_reduce="mean")

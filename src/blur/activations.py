@@ -19,8 +19,10 @@ def _relu_tanh(x: jax.Array) -> jax.Array:
 
 
 def _binary(fn: Callable[[jax.Array], jax.Array], dfn: Callable[[jax.Array], jax.Array]):
-    def act(x: jax.Array) -> jax.Array:
-        return jnp.concatenate([fn(x[..., :1]), dfn(x[..., 1:])], axis=-1)
+    def act(x: jax.Array, axis: int = -1) -> jax.Array:
+        first = jax.lax.slice_in_dim(x, 0, 1, axis=axis)
+        rest = jax.lax.slice_in_dim(x, 1, x.shape[axis], axis=axis)
+        return jnp.concatenate([fn(first), dfn(rest)], axis=axis)
 
     return act
 
@@ -49,6 +51,15 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "binary_relu": _binary(jax.nn.relu, _drelu),
 }
 """Activation name -> function of a ``[..., K]`` array (K = number of neuron states)."""
+
+
+def apply_activation(name: str, x: jax.Array, state_axis: int = -1) -> jax.Array:
+    """The activation called ``name`` applied to ``x`` whose neuron states lie on ``state_axis``
+    (binary activations treat state 0 apart; unitary ones ignore the axis)."""
+    fn = get_activation(name)
+    if name.startswith("binary_"):
+        return fn(x, axis=state_axis)  # type: ignore[call-arg]
+    return fn(x)
 
 
 def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:

@@ -13,8 +13,14 @@ import jax.numpy as jnp
 
 from blur._pytree import pytree_dataclass, tree_all_finite
 from blur.genome import Genome
-from blur.network import NetworkSpec, NetworkState
-from blur.rules import backward, feedback, forward, hebbian
+from blur.network import (
+    ChannelFirstState,
+    NetworkSpec,
+    NetworkState,
+    from_channel_first,
+    to_channel_first,
+)
+from blur.rules import cf_backward, cf_feedback, cf_forward, cf_hebbian
 from blur.tasks.base import Batch
 
 
@@ -49,7 +55,7 @@ def accuracy(logits: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean((jnp.argmax(logits, axis=-1) == y).astype(jnp.float32))
 
 
-def state_is_finite(state: NetworkState) -> jax.Array:
+def state_is_finite(state: NetworkState | ChannelFirstState) -> jax.Array:
     """Scalar bool: every neuron state and synapse is finite."""
     return tree_all_finite(state)
 
@@ -58,6 +64,25 @@ def _rms(arrays: tuple[jax.Array, ...]) -> jax.Array:
     total = sum(jnp.sum(w * w) for w in arrays)
     count = sum(w.size for w in arrays)
     return jnp.sqrt(total / count)
+
+
+def cf_step(
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, batch: Batch
+) -> tuple[ChannelFirstState, StepMetrics]:
+    """:func:`step` on the channel-first layout (what :func:`unroll` scans)."""
+    neurons = cf_forward(genome, spec, state, batch.x)
+    logits = neurons[-1][0]
+    neurons = cf_feedback(spec, neurons, batch.y)
+    neurons = cf_backward(genome, spec, state, neurons)
+    new_state = cf_hebbian(genome, spec, state, neurons)
+    metrics = StepMetrics(
+        loss=cross_entropy(logits, batch.y),
+        accuracy=accuracy(logits, batch.y),
+        finite=state_is_finite(new_state),
+        synapse_norm=_rms((*new_state.w, *new_state.b)),
+        query_accuracy=jnp.array(jnp.nan, jnp.float32),
+    )
+    return new_state, metrics
 
 
 def step(
@@ -75,19 +100,8 @@ def step(
       (new state, metrics of the pre-update prediction on this batch).
     """
     spec.check_genome(genome)
-    neurons = forward(genome, spec, state, batch.x)
-    logits = neurons[-1][..., 0]
-    neurons = feedback(spec, neurons, batch.y)
-    neurons = backward(genome, spec, state, neurons)
-    new_state = hebbian(genome, spec, state, neurons)
-    metrics = StepMetrics(
-        loss=cross_entropy(logits, batch.y),
-        accuracy=accuracy(logits, batch.y),
-        finite=state_is_finite(new_state),
-        synapse_norm=_rms(new_state.w_fwd),
-        query_accuracy=jnp.array(jnp.nan, jnp.float32),
-    )
-    return new_state, metrics
+    new, metrics = cf_step(genome, spec, to_channel_first(spec, state), batch)
+    return from_channel_first(spec, new, state), metrics
 
 
 def predict(genome: Genome, spec: NetworkSpec, state: NetworkState, x: jax.Array) -> jax.Array:
@@ -96,8 +110,18 @@ def predict(genome: Genome, spec: NetworkSpec, state: NetworkState, x: jax.Array
     Neurons start from zero (as after a reset), so the result depends only on the synapses.
     """
     spec.check_genome(genome)
-    zeros = tuple(jnp.zeros((x.shape[0], *n.shape[1:]), jnp.float32) for n in state.neurons)
-    return forward(genome, spec, state.replace(neurons=zeros), x)[-1][..., 0]  # type: ignore[attr-defined]
+    return cf_predict(genome, spec, to_channel_first(spec, state), x)
+
+
+def cf_predict(
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, x: jax.Array
+) -> jax.Array:
+    """:func:`predict` on the channel-first layout."""
+    zeros = tuple(
+        jnp.zeros((n.shape[0], x.shape[0], n.shape[2]), jnp.float32) for n in state.neurons
+    )
+    fresh = state.replace(neurons=zeros)  # type: ignore[attr-defined]
+    return cf_forward(genome, spec, fresh, x)[-1][0]
 
 
 def unroll(
@@ -122,15 +146,20 @@ def unroll(
     Returns:
       (final state, per-step metrics with a leading [T] axis).
     """
-    def body(s: NetworkState, batch: Batch) -> tuple[NetworkState, StepMetrics]:
-        s, metrics = step(genome, spec, s, batch)
+    spec.check_genome(genome)
+
+    def body(s: ChannelFirstState, batch: Batch) -> tuple[ChannelFirstState, StepMetrics]:
+        s, metrics = cf_step(genome, spec, s, batch)
         if query is not None:
-            metrics = metrics.replace(query_accuracy=evaluate(genome, spec, s, query)[1])  # type: ignore[attr-defined]
+            logits = jax.vmap(lambda xb: cf_predict(genome, spec, s, xb))(query.x)
+            acc = accuracy(logits.reshape(-1, logits.shape[-1]), query.y.reshape(-1))
+            metrics = metrics.replace(query_accuracy=acc)  # type: ignore[attr-defined]
         return s, metrics
 
     if remat:
         body = jax.checkpoint(body)
-    return jax.lax.scan(body, state, batches)
+    final, metrics = jax.lax.scan(body, to_channel_first(spec, state), batches)
+    return from_channel_first(spec, final, state), metrics
 
 
 @partial(jax.jit, static_argnames=("spec", "remat"))

@@ -6,6 +6,13 @@ Shapes for one network with layer sizes ``(n_0, ..., n_L)``, K states, batch B:
   w_bwd[l]:   [n_{l+1}, n_l, K]          backward synapses (no bias)
 for synapse layers l = 0..L-1. With ``symmetric_synapses`` the backward weights are the
 transposed forward weights, kept tied at every step. Populations are ``jax.vmap`` over these.
+
+This public layout (channel last) is what users, tests and checkpoints see. The rules compute
+in a channel-first layout, :class:`ChannelFirstState` (``to_channel_first`` /
+``from_channel_first``): neurons [K, B, n], synapses [Kw, n_in, n_out] with the bias row apart,
+Kw = 1 for single-state synapses (the K channels are equal, so one is stored and updated) and
+no backward synapses where nothing reads them (symmetric networks, and layer 0). ``blur.unroll``
+converts once before its ``lax.scan`` and once after, so a training step pays no conversion.
 """
 
 from __future__ import annotations
@@ -223,6 +230,86 @@ class NetworkState:
     neurons: tuple[jax.Array, ...]
     w_fwd: tuple[jax.Array, ...]
     w_bwd: tuple[jax.Array, ...]
+
+
+@pytree_dataclass
+class ChannelFirstState:
+    """The rules' internal layout of a :class:`NetworkState` (module docstring).
+
+    Attributes:
+      neurons: tuple of [K, B, n_l].
+      w: tuple of [Kw, n_l, n_{l+1}], forward synapses without the bias row.
+      b: tuple of [Kw, n_{l+1}], the forward bias row (empty tuple when ``spec.bias`` is off).
+      wb: tuple of [Kw, n_{l+1}, n_l], backward synapses of layers 1..L-1 (empty tuple for
+        symmetric synapses, which use the transposed ``w``).
+    """
+
+    neurons: tuple[jax.Array, ...]
+    w: tuple[jax.Array, ...]
+    b: tuple[jax.Array, ...]
+    wb: tuple[jax.Array, ...]
+
+
+def synapse_channels(spec: NetworkSpec) -> int:
+    """Kw, the synapse channels stored in the channel-first layout (1 if single-state)."""
+    return 1 if spec.single_state_synapses else spec.num_states
+
+
+def neurons_channel_first(neurons: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    """[B, n, K] -> [K, B, n] for each layer."""
+    return tuple(jnp.moveaxis(a, -1, 0) for a in neurons)
+
+
+def neurons_channel_last(neurons: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+    """[K, B, n] -> [B, n, K] for each layer."""
+    return tuple(jnp.moveaxis(a, 0, -1) for a in neurons)
+
+
+def to_channel_first(spec: NetworkSpec, state: NetworkState) -> ChannelFirstState:
+    """The channel-first copy of ``state`` that the rules compute on.
+
+    Single-state synapses keep channel 0 (the others equal it in any state this library
+    makes); symmetric synapses drop ``w_bwd`` (it equals the transposed ``w_fwd``), and
+    ``w_bwd[0]``, which nothing reads, is dropped too (``from_channel_first`` puts it back).
+    """
+    kw = synapse_channels(spec)
+    w, b, wb = [], [], []
+    for l in range(spec.num_layers):
+        n_in = spec.layer_sizes[l]
+        wf = state.w_fwd[l][..., :kw]  # [n_in + bias, n_out, Kw]
+        w.append(jnp.transpose(wf[:n_in], (2, 0, 1)))
+        if spec.bias:
+            b.append(jnp.transpose(wf[n_in], (1, 0)))
+        if not spec.symmetric_synapses and l > 0:
+            wb.append(jnp.transpose(state.w_bwd[l][..., :kw], (2, 0, 1)))
+    return ChannelFirstState(
+        neurons=neurons_channel_first(state.neurons), w=tuple(w), b=tuple(b), wb=tuple(wb)
+    )
+
+
+def from_channel_first(
+    spec: NetworkSpec, fast: ChannelFirstState, like: NetworkState
+) -> NetworkState:
+    """The public (channel-last) state of ``fast``; ``like`` supplies ``w_bwd[0]`` of
+    asymmetric networks (never updated, so carried over unchanged)."""
+    K = spec.num_states
+    w_fwd, w_bwd = [], []
+    for l in range(spec.num_layers):
+        wf = jnp.transpose(fast.w[l], (1, 2, 0))  # [n_in, n_out, Kw]
+        if spec.bias:
+            wf = jnp.concatenate([wf, jnp.transpose(fast.b[l], (1, 0))[None]], axis=0)
+        wf = jnp.broadcast_to(wf, (*wf.shape[:2], K))
+        w_fwd.append(wf)
+        if spec.symmetric_synapses:
+            w_bwd.append(tie_backward(spec, wf))
+        elif l == 0:
+            w_bwd.append(like.w_bwd[0])
+        else:
+            wb = jnp.transpose(fast.wb[l - 1], (1, 2, 0))
+            w_bwd.append(jnp.broadcast_to(wb, (*wb.shape[:2], K)))
+    return NetworkState(
+        neurons=neurons_channel_last(fast.neurons), w_fwd=tuple(w_fwd), w_bwd=tuple(w_bwd)
+    )
 
 
 def fan_in(spec: NetworkSpec, layer: int) -> tuple[int, int]:

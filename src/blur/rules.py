@@ -8,8 +8,14 @@ one network; populations come from ``jax.vmap``. Shapes: B batch, n_l layer widt
   hebbian (eq. 7):  w_ij^c ← f̃·w_ij^c + η̃ Σ_b Σ_{e,d} a_i^e ν̃^{ec} μ̃^{cd} a_j^d
   oja (eq. 8, first term, App. C.5): Δw_ij^c -= sign(η̃)|ω| w_ij^c Σ_b (Σ_d μ̃^{cd} a_j^d)²
 
-Each pass first mixes states (a [B, n, K] @ ν^T, cheap) and then does K channel matmuls as one
-batched einsum, so a step costs about K backprop steps.
+The public functions take and return the channel-last layout of :class:`NetworkState`
+(neurons [B, n, K]); the work is done by the ``cf_*`` functions on the channel-first layout of
+:class:`blur.network.ChannelFirstState` (neurons [K, B, n], synapses [Kw, n_in, n_out]), which
+``blur.step`` / ``blur.unroll`` call directly. There, mixing states is one [K, K] @ [K, B·n]
+matmul, and the K synapse channels are one batched matmul with the channel as the leading
+(contiguous) batch axis, so no channel slice is copied; a step costs about K backprop steps.
+Single-state synapses store and update one channel (Kw = 1): their Hebbian update costs one
+channel's, and the first layer's forward matmul (only input state 0 is non-zero) is done once.
 """
 
 from __future__ import annotations
@@ -17,30 +23,44 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from blur.activations import get_activation
+from blur.activations import apply_activation
 from blur.genome import Genome
-from blur.network import NetworkSpec, NetworkState, fan_in, single_state, tie_backward
+from blur.network import (
+    ChannelFirstState,
+    NetworkSpec,
+    NetworkState,
+    fan_in,
+    from_channel_first,
+    neurons_channel_first,
+    neurons_channel_last,
+    to_channel_first,
+)
 
 _EPS = 1e-5
+Neurons = tuple[jax.Array, ...]
 
 
 def _g(genome: Genome, spec: NetworkSpec, layer: int) -> Genome:
     return genome.layer(layer) if spec.per_layer_genome else genome
 
 
-def normalize(x: jax.Array, shift: jax.Array, scale: jax.Array) -> jax.Array:
+def normalize(x: jax.Array, shift: jax.Array, scale: jax.Array, state_axis: int = -1) -> jax.Array:
     """Per-state normalisation over batch and neurons, then a learnable affine (§3.4).
 
     Args:
-      x: [B, n, K] pre-activations.
+      x: [B, n, K] pre-activations (or [K, B, n] with ``state_axis=0``).
       shift, scale: [K] learnable mean and deviation.
+      state_axis: where the K states are.
 
     Returns:
-      [B, n, K]; before the affine every state has zero mean and unit variance.
+      x's shape; before the affine every state has zero mean and unit variance.
     """
-    mean = jnp.mean(x, axis=(0, 1), keepdims=True)
-    var = jnp.var(x, axis=(0, 1), keepdims=True)
-    return (x - mean) * jax.lax.rsqrt(var + _EPS) * scale + shift
+    axes = tuple(a for a in range(x.ndim) if a != state_axis % x.ndim)
+    mean = jnp.mean(x, axis=axes, keepdims=True)
+    var = jnp.var(x, axis=axes, keepdims=True)
+    shape = [1] * x.ndim
+    shape[state_axis] = -1
+    return (x - mean) * jax.lax.rsqrt(var + _EPS) * scale.reshape(shape) + shift.reshape(shape)
 
 
 def normalize_synapses(w: jax.Array) -> jax.Array:
@@ -51,33 +71,194 @@ def normalize_synapses(w: jax.Array) -> jax.Array:
     return w * jax.lax.rsqrt(jnp.sum(w * w, axis=0, keepdims=True) + 1e-9)
 
 
-def channel_einsum(pattern: str, a: jax.Array, b: jax.Array) -> jax.Array:
-    """``jnp.einsum(pattern, a, b)`` for patterns whose last index ``c`` (the synapse channel)
-    is a batch index on every operand, e.g. ``'bic,ijc->bjc'``.
+def _mix(m: jax.Array, a: jax.Array) -> jax.Array:
+    """Σ_d m[c, d] a[d, ...]: m [C, D], a [D, ...] -> [C, ...] (one small matmul)."""
+    return jnp.einsum("cd,d...->c...", m, a)
 
-    On CPU, XLA's batched matmul with the batch axis last is about 30% slower than K plain
-    matmuls (benchmarks/inner_step.py), so there the K channels are separate matmuls; other
-    backends get the single batched einsum. Same values either way.
+
+def _channel_matmul(a: jax.Array, w: jax.Array, transpose_w: bool = False) -> jax.Array:
+    """Per-channel a^c @ w^c: a [K, B, n], w [Kw, n, m] (or [Kw, m, n] with ``transpose_w``)
+    -> [K, B, m]. Kw = 1 shares one matrix across channels: a single [K·B, n] @ [n, m]."""
+    if w.shape[0] == 1:
+        return jnp.einsum("cbi,ji->cbj" if transpose_w else "cbi,ij->cbj", a, w[0])
+    return jnp.einsum("cbi,cji->cbj" if transpose_w else "cbi,cij->cbj", a, w)
+
+
+def _act(name: str, z: jax.Array) -> jax.Array:
+    return apply_activation(name, z, state_axis=0)
+
+
+def cf_forward(
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, x: jax.Array
+) -> Neurons:
+    """Forward pass (eq. 5) in the channel-first layout: writes every layer above the input.
+
+    Args:
+      genome: the rule.
+      spec: the network.
+      state: synapses, and neurons (read when ``reset_neurons`` is False).
+      x: [B, n_0] inputs; the input layer holds x in state 0 and zeros elsewhere.
+
+    Returns:
+      neurons: tuple of [K, B, n_l]; the prediction is ``neurons[-1][0]``.
     """
-    if jax.default_backend() != "cpu":
-        return jnp.einsum(pattern, a, b)
-    plain = pattern.replace("c", "")
-    return jnp.stack(
-        [jnp.einsum(plain, a[..., c], b[..., c]) for c in range(a.shape[-1])], axis=-1
-    )
+    B = x.shape[0]
+    K = spec.num_states
+    x = x.astype(jnp.float32)
+    layers = [jnp.concatenate([x[None], jnp.zeros((K - 1, *x.shape), jnp.float32)], axis=0)]
+    for l in range(spec.num_layers):
+        g = _g(genome, spec, l)
+        w = state.w[l]  # [Kw, n_l, n_{l+1}]
+        if l == 0 and w.shape[0] == 1:
+            # Only input state 0 is non-zero: (ν a)^c = ν^{c0} x, so one shared matmul.
+            u = g.nu[:, 0, None, None] * (x @ w[0])[None]
+        elif l == 0:
+            u = _channel_matmul(g.nu[:, 0, None, None] * x[None], w)
+        else:
+            u = _channel_matmul(_mix(g.nu, layers[-1]), w)  # Eq. (5): Σ_i w_ij^c (ν a_i)^c
+        sq = jnp.sum(w * w, axis=1) if "normalize" in spec.synapse_stabiliser else None
+        if spec.bias:
+            b = state.b[l]  # [Kw, n_{l+1}]; the bias unit is 1 in every state
+            u = u + jnp.sum(g.nu, axis=1)[:, None, None] * b[:, None, :]
+            sq = None if sq is None else sq + b * b
+        if sq is not None:  # App. C.6: unit-norm incoming weights, applied to the sums
+            u = u * jax.lax.rsqrt(sq + 1e-9)[:, None, :]
+        if spec.reset_neurons:
+            z = g.eta * u
+        else:
+            prev = state.neurons[l + 1]
+            if prev.shape[1] != B:
+                prev = jnp.zeros((prev.shape[0], B, prev.shape[2]), prev.dtype)
+            z = g.f * prev + g.eta * u
+        if spec.neuron_norm in ("forward", "both"):
+            z = normalize(z, g.fwd_norm_shift, g.fwd_norm_scale, state_axis=0)
+        last = l == spec.num_layers - 1
+        layers.append(_act(spec.last_activation if last else spec.forward_activation, z))
+    return tuple(layers)
 
 
-def _with_bias(spec: NetworkSpec, a: jax.Array) -> jax.Array:
-    if not spec.bias:
-        return a
-    ones = jnp.ones((*a.shape[:-2], 1, a.shape[-1]), a.dtype)
-    return jnp.concatenate([a, ones], axis=-2)
+def cf_feedback(spec: NetworkSpec, neurons: Neurons, y: jax.Array) -> Neurons:
+    """:func:`feedback` in the channel-first layout (output layer [K, B, n_L])."""
+    pred = neurons[-1][0]
+    onehot = jax.nn.one_hot(y, spec.num_outputs, dtype=jnp.float32)
+    if spec.feedback == "label":
+        signal = 2.0 * onehot - 1.0
+    elif spec.feedback == "error":
+        signal = onehot - pred
+    else:
+        signal = onehot - jax.nn.softmax(pred, axis=-1)
+    rest = jnp.zeros((spec.num_states - 2, *pred.shape), jnp.float32)
+    return (*neurons[:-1], jnp.concatenate([pred[None], signal[None], rest], axis=0))
 
 
-def input_layer(spec: NetworkSpec, x: jax.Array) -> jax.Array:
-    """Input neurons [B, n_0, K]: x [B, n_0] in state 0, other states 0 (reference step 1)."""
-    pad = jnp.zeros((*x.shape, spec.num_states - 1), jnp.float32)
-    return jnp.concatenate([x.astype(jnp.float32)[..., None], pad], axis=-1)
+def cf_backward(
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, neurons: Neurons
+) -> Neurons:
+    """Backward pass (eq. 6) in the channel-first layout: rewrites hidden layers L-1..1."""
+    layers = list(neurons)
+    for l in range(spec.num_layers - 1, 0, -1):
+        g = _g(genome, spec, l)
+        mixed = _mix(g.mu, layers[l + 1])  # [K, B, n_{l+1}]: Σ_d μ^{cd} a^d
+        if spec.symmetric_synapses:
+            w = state.w[l]  # [Kw, n_l, n_{l+1}]: w_ji = w_fwd_ij (no bias row)
+            v = _channel_matmul(mixed, w, transpose_w=True)
+            sq_axis = 2
+        else:
+            w = state.wb[l - 1]  # [Kw, n_{l+1}, n_l]
+            v = _channel_matmul(mixed, w)  # Eq. (6): Σ_j w_ji^c (μ a_j)^c
+            sq_axis = 1
+        if "normalize" in spec.synapse_stabiliser:
+            v = v * jax.lax.rsqrt(jnp.sum(w * w, axis=sq_axis) + 1e-9)[:, None, :]
+        a = layers[l]
+        if spec.backward_update == "additive":
+            z = g.f * a + g.eta * v
+        elif spec.backward_update == "multiplicative":
+            z = g.f * a * v
+        else:  # multiplicative_second_state: state 0 passes, states 1.. are gated by v
+            z = g.f * jnp.concatenate([a[:1], a[1:] * v[1:]], axis=0)
+        if spec.neuron_norm in ("backward", "both"):
+            z = normalize(z, g.bwd_norm_shift, g.bwd_norm_scale, state_axis=0)
+        layers[l] = _act(spec.backward_activation, z)
+    return tuple(layers)
+
+
+def _settle(
+    genome: Genome, spec: NetworkSpec, w: jax.Array, hebb: jax.Array, q_sq: jax.Array,
+    fan: int, batch: int,
+) -> jax.Array:
+    """Eqs. (7)-(8) given the Hebbian sum ``hebb`` and Σ_b q² (broadcastable to ``w``)."""
+    if "oja" in spec.synapse_stabiliser:  # Eq. (8), first term with a learnable multiplier
+        hebb = hebb - jnp.sign(genome.eta_tilde) * jnp.abs(genome.oja) * w * q_sq
+    if spec.hebbian_reduce == "mean":
+        hebb = hebb / batch
+    keep = genome.f_tilde
+    if spec.synapse_keep_max is not None:
+        keep = jnp.minimum(keep, spec.synapse_keep_max)
+    rate = genome.eta_tilde / fan if spec.fan_in_scaling else genome.eta_tilde
+    w = keep * w + rate * hebb
+    if "saturate" in spec.synapse_stabiliser:
+        alpha = jnp.abs(genome.alpha) + 1e-6
+        w = alpha * jnp.tanh(w / alpha)
+    return w
+
+
+def cf_hebbian_update(
+    genome: Genome, spec: NetworkSpec, pre: jax.Array, post: jax.Array, w: jax.Array,
+    fan: int, b: jax.Array | None = None,
+) -> tuple[jax.Array, jax.Array | None]:
+    """One synapse matrix's update (eqs. 7-8) and stabilisers, channel-first.
+
+    Args:
+      genome: the rule for this layer.
+      spec: the network.
+      pre: [K, B, n_pre] pre-synaptic neurons (without the bias unit).
+      post: [K, B, n_post] post-synaptic neurons.
+      w: [Kw, n_pre, n_post] current synapses; only channels < Kw are computed.
+      fan: the synapses' fan-in, for ``fan_in_scaling``.
+      b: [Kw, n_post] synapses from a bias unit (1 in every state), or None.
+
+    Returns:
+      (new w, new b or None).
+    """
+    kw, batch = w.shape[0], pre.shape[1]
+    p = _mix(genome.nu_tilde[:, :kw].T, pre)  # [Kw, B, n_pre]: Σ_e a_i^e ν̃^{ec}
+    q = _mix(genome.mu_tilde[:kw], post)  # [Kw, B, n_post]: Σ_d μ̃^{cd} a_j^d
+    hebb = jnp.einsum("cbi,cbj->cij", p, q)  # Eq. (7), summed over the batch
+    q_sq = jnp.sum(q * q, axis=1)  # [Kw, n_post]
+    w = _settle(genome, spec, w, hebb, q_sq[:, None, :], fan, batch)
+    if b is not None:
+        hebb_b = jnp.sum(genome.nu_tilde[:, :kw], axis=0)[:, None] * jnp.sum(q, axis=1)
+        b = _settle(genome, spec, b, hebb_b, q_sq, fan, batch)
+    return w, b
+
+
+def cf_hebbian(
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, neurons: Neurons
+) -> ChannelFirstState:
+    """Hebbian update of every stored synapse from the post-backward neurons, channel-first.
+
+    Forward synapse i→j: pre = a^l (and the bias unit), post = a^{l+1}; backward synapse j→i
+    (asymmetric networks, layers >= 1): pre = a^{l+1}, post = a^l. Symmetric networks keep
+    only the forward synapses (the backward ones are their transpose). Backward synapses of
+    layer 0 would write the input layer, which is never updated, so they are not kept.
+    """
+    w, b, wb = [], [], []
+    for l in range(spec.num_layers):
+        g = _g(genome, spec, l)
+        fan_f, fan_b = fan_in(spec, l)
+        lower, upper = neurons[l], neurons[l + 1]
+        wf, bf = cf_hebbian_update(
+            g, spec, lower, upper, state.w[l], fan_f, state.b[l] if spec.bias else None
+        )
+        w.append(wf)
+        if bf is not None:
+            b.append(bf)
+        if not spec.symmetric_synapses and l > 0:
+            wb.append(cf_hebbian_update(g, spec, upper, lower, state.wb[l - 1], fan_b)[0])
+    return ChannelFirstState(neurons=tuple(neurons), w=tuple(w), b=tuple(b), wb=tuple(wb))
+
+
+# ----------------------------------------------------- public (channel-last) interface
 
 
 def forward(
@@ -94,28 +275,7 @@ def forward(
     Returns:
       neurons: tuple of [B, n_l, K]; the prediction is ``neurons[-1][..., 0]``.
     """
-    B = x.shape[0]
-    layers = [input_layer(spec, x)]
-    for l in range(spec.num_layers):
-        g = _g(genome, spec, l)
-        w = state.w_fwd[l]
-        if "normalize" in spec.synapse_stabiliser:
-            w = normalize_synapses(w)
-        mixed = _with_bias(spec, layers[-1]) @ g.nu.T  # [B, n_l+1, K]: Σ_d ν^{cd} a^d
-        u = channel_einsum("bic,ijc->bjc", mixed, w)  # Eq. (5): Σ_i w_ij^c (ν a_i)^c
-        if spec.reset_neurons:
-            z = g.eta * u
-        else:
-            prev = state.neurons[l + 1]
-            if prev.shape[0] != B:
-                prev = jnp.zeros((B, *prev.shape[1:]), prev.dtype)
-            z = g.f * prev + g.eta * u
-        if spec.neuron_norm in ("forward", "both"):
-            z = normalize(z, g.fwd_norm_shift, g.fwd_norm_scale)
-        last = l == spec.num_layers - 1
-        act = get_activation(spec.last_activation if last else spec.forward_activation)
-        layers.append(act(z))
-    return tuple(layers)
+    return neurons_channel_last(cf_forward(genome, spec, to_channel_first(spec, state), x))
 
 
 def feedback(
@@ -132,18 +292,8 @@ def feedback(
       neurons with the output layer = [prediction, signal, 0, ...], where signal is the ±1
       one-hot label, one-hot - prediction, or one-hot - softmax(prediction).
     """
-    out = neurons[-1]
-    pred = out[..., 0]
-    onehot = jax.nn.one_hot(y, spec.num_outputs, dtype=jnp.float32)
-    if spec.feedback == "label":
-        signal = 2.0 * onehot - 1.0
-    elif spec.feedback == "error":
-        signal = onehot - pred
-    else:
-        signal = onehot - jax.nn.softmax(pred, axis=-1)
-    rest = jnp.zeros((*pred.shape, spec.num_states - 2), jnp.float32)
-    top = jnp.concatenate([pred[..., None], signal[..., None], rest], axis=-1)
-    return (*neurons[:-1], top)
+    top = cf_feedback(spec, (jnp.moveaxis(neurons[-1], -1, 0),), y)[-1]
+    return (*neurons[:-1], jnp.moveaxis(top, 0, -1))
 
 
 def backward(
@@ -160,26 +310,10 @@ def backward(
     Returns:
       neurons after the backward pass.
     """
-    layers = list(neurons)
-    act = get_activation(spec.backward_activation)
-    for l in range(spec.num_layers - 1, 0, -1):
-        g = _g(genome, spec, l)
-        w = state.w_bwd[l]  # [n_{l+1}, n_l, K]
-        if "normalize" in spec.synapse_stabiliser:
-            w = normalize_synapses(w)
-        mixed = layers[l + 1] @ g.mu.T  # [B, n_{l+1}, K]: Σ_d μ^{cd} a^d
-        v = channel_einsum("bjc,jic->bic", mixed, w)  # Eq. (6): Σ_j w_ji^c (μ a_j)^c
-        a = layers[l]
-        if spec.backward_update == "additive":
-            z = g.f * a + g.eta * v
-        elif spec.backward_update == "multiplicative":
-            z = g.f * a * v
-        else:  # multiplicative_second_state: state 0 passes, states 1.. are gated by v
-            z = g.f * jnp.concatenate([a[..., :1], a[..., 1:] * v[..., 1:]], axis=-1)
-        if spec.neuron_norm in ("backward", "both"):
-            z = normalize(z, g.bwd_norm_shift, g.bwd_norm_scale)
-        layers[l] = act(z)
-    return tuple(layers)
+    out = cf_backward(
+        genome, spec, to_channel_first(spec, state), neurons_channel_first(neurons)
+    )
+    return neurons_channel_last(out)
 
 
 def hebbian_update(
@@ -198,27 +332,14 @@ def hebbian_update(
     Returns:
       [n_pre, n_post, K] new synapses.
     """
-    p = pre @ genome.nu_tilde  # [B, n_pre, K]: Σ_e a_i^e ν̃^{ec}
-    q = post @ genome.mu_tilde.T  # [B, n_post, K]: Σ_d μ̃^{cd} a_j^d
-    hebb = channel_einsum("bic,bjc->ijc", p, q)  # Eq. (7), summed over the batch
-    if "oja" in spec.synapse_stabiliser:  # Eq. (8), first term with a learnable multiplier
-        hebb = (
-            hebb
-            - jnp.sign(genome.eta_tilde) * jnp.abs(genome.oja) * w * jnp.sum(q * q, axis=0)[None]
-        )
-    if spec.hebbian_reduce == "mean":
-        hebb = hebb / pre.shape[0]
-    keep = genome.f_tilde
-    if spec.synapse_keep_max is not None:
-        keep = jnp.minimum(keep, spec.synapse_keep_max)
-    rate = genome.eta_tilde / fan if spec.fan_in_scaling else genome.eta_tilde
-    w = keep * w + rate * hebb
-    if "saturate" in spec.synapse_stabiliser:
-        alpha = jnp.abs(genome.alpha) + 1e-6
-        w = alpha * jnp.tanh(w / alpha)
-    if spec.single_state_synapses:
-        w = single_state(w)
-    return w
+    K = w.shape[-1]
+    kw = 1 if spec.single_state_synapses else K
+    new, _ = cf_hebbian_update(
+        genome, spec, jnp.moveaxis(pre, -1, 0), jnp.moveaxis(post, -1, 0),
+        jnp.transpose(w[..., :kw], (2, 0, 1)), fan,
+    )
+    new = jnp.transpose(new, (1, 2, 0))
+    return jnp.broadcast_to(new, (*new.shape[:2], K))
 
 
 def hebbian(
@@ -234,21 +355,5 @@ def hebbian(
     Returns:
       the new state, holding ``neurons`` and the updated synapses.
     """
-    w_fwd, w_bwd = [], []
-    for l in range(spec.num_layers):
-        g = _g(genome, spec, l)
-        fan_f, fan_b = fan_in(spec, l)
-        lower, upper = neurons[l], neurons[l + 1]
-        wf = hebbian_update(g, spec, _with_bias(spec, lower), upper, state.w_fwd[l], fan_f)
-        if spec.symmetric_synapses:
-            wb = tie_backward(spec, wf)
-        elif l == 0:
-            # w_bwd[0] would write the input layer, which the backward pass never updates, so
-            # nothing reads it: leaving it as initialised saves a third of the Hebbian work of
-            # a one-hidden-layer network.
-            wb = state.w_bwd[0]
-        else:
-            wb = hebbian_update(g, spec, upper, lower, state.w_bwd[l], fan_b)
-        w_fwd.append(wf)
-        w_bwd.append(wb)
-    return NetworkState(neurons=tuple(neurons), w_fwd=tuple(w_fwd), w_bwd=tuple(w_bwd))
+    fast = to_channel_first(spec, state.replace(neurons=tuple(neurons)))  # type: ignore[attr-defined]
+    return from_channel_first(spec, cf_hebbian(genome, spec, fast, fast.neurons), state)

@@ -36,7 +36,7 @@ from blur.outer.base import MetaTrainer
 from blur.outer.evolution import EvolutionTrainer
 from blur.outer.gradient import GradientTrainer, make_optimizer, unstack
 from blur.outer.objective import score_genomes
-from blur.outer.sharding import shard_leading_axis
+from blur.outer.sharding import device_count, shard_population
 
 log = logging.getLogger("blur")
 
@@ -104,11 +104,22 @@ def make_trainer(config: RunConfig, genome: Genome) -> MetaTrainer[Any]:
 
 
 def _placer(devices: int | None, *, strict: bool) -> Callable[[Any], Any] | None:
-    """Shard a population's leading axis over ``devices`` when there is more than one."""
-    n = len(jax.local_devices()) if devices is None else devices
+    """Shard a population's leading axis over ``devices`` when there is more than one.
+
+    ``strict``: a population not divisible by the device count is an error (the gradient runs,
+    fixed for the whole run); otherwise it stays unsharded (a CMA-ES restart's population).
+    """
+    n = device_count(devices)
     if n <= 1:
         return None
-    return lambda tree: shard_leading_axis(tree, devices=n, strict=strict)
+
+    def place(tree: Any) -> Any:
+        size = jax.tree_util.tree_leaves(tree)[0].shape[0]
+        if size % n and not strict:
+            return tree
+        return shard_population(tree, devices=n)
+
+    return place
 
 
 @dataclass
