@@ -355,3 +355,12 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
         for t in mine:
             assert (tmp_path / f"w{i}" / f"trial_{t.number:04d}" / "genome.json").exists()
         assert len((tmp_path / f"w{i}" / "trials.csv").read_text().splitlines()) >= 3
+
+
+def test_help_lists_the_sweep_options_and_the_config_fields(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "120")
+    code, out, _ = call(["sweep", "--help"])
+    assert code == 0
+    for word in ["--space", "--trials", "--sweep-dir", "--storage", "--study-name", "--resume",
+                 "BLUR_SWEEP_DB_PASSWORD", "choice:a,b,c", "--gradient.learning-rate"]:
+        assert word in out, word
