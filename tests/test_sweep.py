@@ -364,3 +364,22 @@ def test_help_lists_the_sweep_options_and_the_config_fields(monkeypatch):
     for word in ["--space", "--trials", "--sweep-dir", "--storage", "--study-name", "--resume",
                  "BLUR_SWEEP_DB_PASSWORD", "choice:a,b,c", "--gradient.learning-rate"]:
         assert word in out, word
+
+
+def test_a_cma_sweep_writes_a_config_that_blur_evolve_accepts(tmp_path):
+    """--method cma: the trials run CMA-ES, and best_config.json parses for blur evolve."""
+    methods = []
+
+    def fake_run(config, *, resume, evaluate_at_end, on_validation):
+        methods.append(config.method)
+        on_validation(0, config.evolution.cma.sigma0)
+        return SimpleNamespace(best_score=config.evolution.cma.sigma0, best_step=0, wall_time=0.0)
+
+    base = dataclasses.replace(tiny_base(), method="cma")
+    result = run_sweep(base, {"evolution.cma.sigma0": "float:0.1,0.5"},
+                       SweepSettings(tmp_path / "s", 3), run_fn=fake_run)
+    assert methods == ["cma"] * 3
+    best = max(result.study.trials, key=lambda t: t.value)
+    parsed, _ = _parse(["--config", str(result.best_config)], "blur evolve", "cma-mnist14", "cma")
+    assert parsed.method == "cma"
+    assert parsed.evolution.cma.sigma0 == best.params["evolution.cma.sigma0"]

@@ -521,7 +521,13 @@ def open_storage(url: str) -> Any:
     except SweepError:
         raise
     except Exception as e:  # driver / connection errors: reported with the masked URL
-        message = str(e).replace(expand_storage_url(url), mask_url(url))
+        from sqlalchemy.engine import make_url
+
+        full = expand_storage_url(url)
+        message = str(e).replace(full, mask_url(url))
+        password = make_url(full).password
+        if password:
+            message = message.replace(password, "***")
         raise SweepError(f"cannot open the study storage {mask_url(url)}: "
                          f"{type(e).__name__}: {message.splitlines()[0] if message else ''}"
                          ) from None
@@ -730,7 +736,8 @@ class _Lock:
                 owner = {}
             if owner.get("host") == host and _alive(int(owner.get("pid", -1))):
                 raise SweepError(f"{self.path.parent} is in use by another blur sweep (pid "
-                                 f"{owner['pid']}); give each worker its own --sweep-dir")
+                                 f"{owner['pid']}); give each worker its own --sweep-dir "
+                                 f"(if that process is gone, delete {self.path})")
         write_text_atomic(self.path, json.dumps({"host": host, "pid": os.getpid()}))
         return self
 
