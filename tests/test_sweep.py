@@ -257,20 +257,24 @@ def test_resume_continues_an_interrupted_trial_from_its_checkpoint(tmp_path):
     params = {p.field: p.suggest(killed) for p in build_space(space, base)}
     run(dataclasses.replace(sweep.apply_params(base, params), run_dir=killed_dir),
         stop_after=7, evaluate_at_end=False)  # checkpoint at 6, validated at 6
+    study.ask()  # trial 2: killed right after its creation (no user attrs, no run folder)
 
+    settings = dataclasses.replace(settings, trials=3)
     result = run_sweep(base, space, settings, resume=True)
     trials = result.study.trials
-    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "COMPLETE"]
+    assert [t.state.name for t in trials] == ["COMPLETE", "FAIL", "FAIL", "COMPLETE", "COMPLETE"]
     assert trials[1].user_attrs["interrupted"] is True
-    assert trials[2].user_attrs["resumes_trial"] == 1 and trials[2].params == done.params
-    assert trials[2].intermediate_values.keys() == {0, 6, 12}  # 0 and 6 from the copied run
-    assert trials[2].value == done.value
+    assert trials[2].user_attrs["interrupted"] is True
+    assert trials[3].user_attrs["resumes_trial"] == 1 and trials[3].params == done.params
+    assert trials[3].intermediate_values.keys() == {0, 6, 12}  # 0 and 6 from the copied run
+    assert trials[3].value == done.value
+    assert trials[4].user_attrs["resumes_trial"] == 2
     assert (sweep_dir / "trial_0000" / "genome.json").read_bytes() == genome_bytes
-    assert_same_run(sweep_dir / "trial_0000", sweep_dir / "trial_0002")
+    assert_same_run(sweep_dir / "trial_0000", sweep_dir / "trial_0003")
     assert "continues trial 1" in (sweep_dir / "trials.csv").read_text()
     # nothing owed any more: a second resume runs no trial
     again = run_sweep(base, space, settings, resume=True)
-    assert len(again.study.trials) == 3
+    assert len(again.study.trials) == 5
 
 
 # ------------------------------------------------------------------ subprocesses (slow)
@@ -323,7 +327,9 @@ def test_sigkill_and_resume(tmp_path):
     complete = [t for t in after if t.state.name == "COMPLETE"]
     assert len(complete) == 3
     interrupted = [t for t in after if t.user_attrs.get("interrupted")]
+    assert all(t.state.name == "FAIL" for t in interrupted)
     assert len(after) == 3 + len(interrupted)  # nothing lost, nothing duplicated
+    assert not [t for t in after if t.state.name == "RUNNING"]
     for n in finished:  # finished trials are not re-run
         assert after[n].state.name == "COMPLETE" and after[n].value == before[n].value
         assert (sweep_dir / f"trial_{n:04d}" / "genome.json").read_bytes() == genomes[n]

@@ -618,7 +618,7 @@ def run_sweep(
         me = str(sweep_dir.resolve())
         done = 0
         if resume:
-            requeued = _requeue_interrupted(study, storage, me)
+            requeued = _requeue_interrupted(study, storage, me, settings.storage is None)
             done = sum(
                 1 for t in study.get_trials(deepcopy=False)
                 if t.user_attrs.get("sweep_dir") == me and t.state.is_finished()
@@ -657,11 +657,11 @@ class _Objective:
             from blur.experiments.loop import run as run_fn
         else:
             run_fn = self.run_fn
+        trial.set_user_attr("sweep_dir", self.me)  # first: marks the trial as this folder's
         values = {p.field: p.suggest(trial) for p in self.space}
         run_dir = Path(self.settings.sweep_dir) / f"trial_{trial.number:04d}"
         trial.set_user_attr("params", {k: to_jsonable(v) for k, v in values.items()})
         trial.set_user_attr("run_dir", str(run_dir.resolve()))
-        trial.set_user_attr("sweep_dir", self.me)
         trial.set_user_attr("host", socket.gethostname())
         try:
             config = apply_params(self.base, values)
@@ -701,14 +701,28 @@ class _Objective:
         return True
 
 
-def _requeue_interrupted(study: Any, storage: Any, me: str) -> int:
-    """Mark this folder's RUNNING trials (left by a killed process) FAIL and re-queue them."""
+ORPHAN_AGE_S = 600.0
+
+
+def _requeue_interrupted(study: Any, storage: Any, me: str, private: bool) -> int:
+    """Mark this folder's RUNNING trials (left by a killed process) FAIL and re-queue them.
+
+    A trial killed between its creation and its first user attr has no ``sweep_dir``: it is
+    taken as this folder's when the storage is the folder's own SQLite (``private``), or, in a
+    shared storage, when it started more than ``ORPHAN_AGE_S`` ago (a live worker sets the
+    attr within milliseconds).
+    """
+    import datetime
+
     from optuna.trial import TrialState
 
     study_id = storage.get_study_id_from_name(study.study_name)
+    now = datetime.datetime.now()
     count = 0
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        if t.user_attrs.get("sweep_dir") != me:
+        owner = t.user_attrs.get("sweep_dir")
+        age = (now - t.datetime_start).total_seconds() if t.datetime_start else 0.0
+        if owner != me and not (owner is None and (private or age > ORPHAN_AGE_S)):
             continue
         trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, t.number)
         storage.set_trial_user_attr(trial_id, "interrupted", True)
