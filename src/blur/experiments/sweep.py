@@ -30,9 +30,11 @@ each trial), ``best_config.json`` (the best trial's full RunConfig, for
 Resume (:func:`run_sweep` with ``resume=True``): trials of this folder that were left RUNNING
 by a killed process are marked FAIL (user attr ``interrupted``) and re-queued with the same
 parameters; the re-run continues from the killed run's last checkpoint (its folder is copied
-into the new trial's folder, ``run(..., resume=True)``) when there is one. Finished trials are
-never re-run; the folder then runs the trials it still owes (``trials`` minus the finished,
-non-interrupted ones it ran).
+into the new trial's folder, ``run(..., resume=True)``, and its earlier validations are
+reported to the pruner again) when there is one. A trial killed before it recorded its folder
+is failed and re-queued too (:func:`_requeue_interrupted`). Finished trials are never re-run;
+the folder then runs the trials it still owes (``trials`` minus the finished, non-interrupted
+ones it ran). One process per sweep folder (``.sweep.lock``).
 """
 
 from __future__ import annotations
