@@ -49,6 +49,7 @@ import os
 import re
 import shutil
 import socket
+import time
 import tomllib
 import types
 import typing
@@ -518,14 +519,23 @@ def open_storage(url: str) -> Any:
     kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         kwargs = {"connect_args": {"timeout": 60}}
+    import sqlalchemy.exc
+
+    full = expand_storage_url(url)
     try:
-        return optuna.storages.RDBStorage(expand_storage_url(url), engine_kwargs=kwargs)
-    except SweepError:
-        raise
+        for attempt in range(5):
+            try:
+                return optuna.storages.RDBStorage(full, engine_kwargs=kwargs)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
+                # workers that start together race to create the schema (or hit a lock):
+                # the loser retries once the winner's tables exist
+                if attempt == 4:
+                    raise
+                time.sleep(0.5 * (attempt + 1))
+        raise AssertionError("unreachable")
     except Exception as e:  # driver / connection errors: reported with the masked URL
         from sqlalchemy.engine import make_url
 
-        full = expand_storage_url(url)
         message = str(e).replace(full, mask_url(url))
         password = make_url(full).password
         if password:
