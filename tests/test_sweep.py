@@ -354,7 +354,6 @@ def test_two_workers_share_one_sqlite_study(tmp_path):
     trials = _trials(storage, "shared")
     assert sorted(t.number for t in trials) == [0, 1, 2, 3]
     assert all(t.state.name in ("COMPLETE", "PRUNED") for t in trials)  # the pruner may act
-    assert len({t.params["seed"] for t in trials}) == 4  # the workers' samplers differ
     for i in range(2):
         folder = str((tmp_path / f"w{i}").resolve())
         mine = [t for t in trials if t.user_attrs["sweep_dir"] == folder]
