@@ -8,6 +8,7 @@ import sys
 COMMANDS = {
     "meta-train": ("blur.cli.train", "main_meta_train", "gradient meta-training (preset toy2d)"),
     "evolve": ("blur.cli.train", "main_evolve", "CMA-ES meta-training (preset cma-mnist14)"),
+    "sweep": ("blur.cli.sweep", "main", "Optuna search over config fields, one run per trial"),
     "evaluate": ("blur.cli.evaluate", "main", "a genome vs tuned SGD/Adam on task families"),
     "plot": ("blur.cli.plot", "main", "PNG plots of a run folder"),
     "bench": ("blur.cli.bench", "main", "speed benchmarks (ratios to SGD, same process)"),
