@@ -188,7 +188,7 @@ def test_a_sweep_prunes_trials_whose_validation_falls_behind(tmp_path):
     from 0.6 down, and are pruned at their first validation after the warm-up."""
     calls = []
 
-    def fake_run(config, *, resume, evaluate_at_end, on_validation):
+    def fake_run(config, *, resume, evaluate, on_validation):
         n = len(calls)
         calls.append(config.run_dir)
         scores = [0.9, 0.9, 0.9] if n < 2 else [0.6, 0.3, 0.1]
@@ -256,7 +256,7 @@ def test_resume_continues_an_interrupted_trial_from_its_checkpoint(tmp_path):
         killed.set_user_attr(key, value)
     params = {p.field: p.suggest(killed) for p in build_space(space, base)}
     run(dataclasses.replace(sweep.apply_params(base, params), run_dir=killed_dir),
-        stop_after=7, evaluate_at_end=False)  # checkpoint at 6, validated at 6
+        stop_after=7, evaluate=False)  # checkpoint at 6, validated at 6
     study.ask()  # trial 2: killed right after its creation (no user attrs, no run folder)
 
     settings = dataclasses.replace(settings, trials=3)
@@ -376,7 +376,7 @@ def test_a_cma_sweep_writes_a_config_that_blur_evolve_accepts(tmp_path):
     """--method cma: the trials run CMA-ES, and best_config.json parses for blur evolve."""
     methods = []
 
-    def fake_run(config, *, resume, evaluate_at_end, on_validation):
+    def fake_run(config, *, resume, evaluate, on_validation):
         methods.append(config.method)
         on_validation(0, config.evolution.cma.sigma0)
         return SimpleNamespace(best_score=config.evolution.cma.sigma0, best_step=0, wall_time=0.0)

@@ -687,7 +687,7 @@ class _Objective:
         resume = self._continue_interrupted(trial, config, run_dir)
         log.info("trial %d: %s -> %s", trial.number,
                  ", ".join(f"{k}={to_jsonable(v)}" for k, v in values.items()), run_dir)
-        result = run_fn(config, resume=resume, evaluate_at_end=self.settings.evaluate,
+        result = run_fn(config, resume=resume, evaluate=self.settings.evaluate,
                         on_validation=pruning_hook(trial))
         trial.set_user_attr("best_step", int(result.best_step))
         trial.set_user_attr("wall_time", float(result.wall_time))
