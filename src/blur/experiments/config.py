@@ -218,17 +218,29 @@ class RunConfig:
 PRESETS: dict[str, tuple[str, RunConfig]] = {
     "toy2d": (
         "Meta-train on xor / and / two-moons, validate on the held-out 2-D group; K=2, (20,)."
+        " Output state 1 gets one-hot - softmax(prediction); a per-layer delta genome with"
+        " He-scale synapses and rates 6/40, a linear backward pass, and unit-norm incoming"
+        " weights (App. C.6) in place of Oja's term; the query scored after step 10 and T."
         " Runs on built-in data in a few minutes on 2 CPU cores.",
         RunConfig(
             preset="toy2d",
-            network=dataclasses.replace(PAPER_NETWORK, neuron_norm="none"),
+            init_eta_tilde=(6.0, 40.0),
+            init_scale=6.0**0.5,
+            network=dataclasses.replace(
+                PAPER_NETWORK,
+                neuron_norm="none",
+                feedback="softmax_error",
+                per_layer_genome=True,
+                backward_activation="linear",
+                synapse_stabiliser=("normalize",),
+            ),
             gradient=GradientSettings(
                 meta_steps=600,
                 learning_rate=1e-2,
                 num_runs=4,
                 curriculum=Curriculum(start=10, increment=5, every=200, maximum=20),
             ),
-            objective=ObjectiveConfig(batch_size=128, num_tasks=6),
+            objective=ObjectiveConfig(batch_size=128, num_tasks=6, score_steps=(10,)),
             validate_every=200,
             checkpoint_every=100,
             evaluation=EvalSettings(num_tasks=16, report_steps=(10, 25, 50, 100)),
