@@ -28,7 +28,7 @@ import numpy as np
 
 from blur.genome import Genome
 from blur.network import NetworkSpec
-from blur.outer.objective import ObjectiveAux, ObjectiveConfig, meta_objective
+from blur.outer.objective import ObjectiveAux, ObjectiveConfig, sample_episodes, score_episodes
 from blur.tasks.base import TaskFamily
 
 Restarts = Literal["none", "ipop", "bipop"]
@@ -181,7 +181,14 @@ class CMAES:
         return es
 
 
-@partial(jax.jit, static_argnames=("unravel", "spec", "cfg"))
+def candidate_init_keys(key: jax.Array, popsize: int, cfg: ObjectiveConfig) -> jax.Array:
+    """Synapse-init keys [P, N, R] of :func:`score_population` with ``fresh_init``: one set per
+    candidate, independent of the task keys that ``sample_episodes(family, key, cfg)`` uses."""
+    roots = jax.random.split(jax.random.fold_in(key, 0x5EED), popsize)
+    return jax.vmap(lambda k: jax.random.split(k, (cfg.num_tasks, cfg.num_replicas)))(roots)
+
+
+@partial(jax.jit, static_argnames=("unravel", "spec", "cfg", "fresh_init", "chunk_size"))
 def score_population(
     population: jax.Array,
     key: jax.Array,
@@ -190,15 +197,50 @@ def score_population(
     spec: NetworkSpec,
     family: TaskFamily,
     cfg: ObjectiveConfig,
+    fresh_init: bool = False,
+    chunk_size: int | None = None,
 ) -> ObjectiveAux:
-    """Score every flat genome [P, D] on the same tasks (common random numbers), one jitted vmap.
+    """Score every flat genome [P, D] on the same tasks (common random numbers), in one jit.
+
+    The episodes are drawn once from ``key`` (:func:`blur.outer.objective.sample_episodes`)
+    and every candidate trains and is scored on them.
+
+    Args:
+      population: [P, D] flat genomes (``unravel`` maps one to a genome).
+      key: PRNG key of this generation's tasks (and shared synapse inits).
+      fresh_init: each candidate gets its own synapse inits (from ``fold_in(key', index)``)
+        instead of the shared ones of ``meta_objective(genome, ..., key, ...)``, as in
+        calibration.md's prototype: selection then favours rules that work from any init.
+      chunk_size: candidates scored together by one ``vmap``; chunks run one after another
+        (``lax.map``). None: the whole population in one ``vmap``. Smaller chunks keep the
+        working set (the query activations, [chunk, Q * Bq, n_hidden, K] floats) in cache.
+        Results do not depend on it.
 
     Returns:
       ObjectiveAux with leaves [P].
     """
-    return jax.vmap(lambda flat: meta_objective(unravel(flat), spec, family, key, cfg)[1])(
-        population.astype(jnp.float32)
-    )
+    P = population.shape[0]
+    episodes, shared_keys = sample_episodes(family, key, cfg)
+    population = population.astype(jnp.float32)
+    if fresh_init:
+        init_keys = candidate_init_keys(key, P, cfg)
+
+        def one(args: tuple[jax.Array, jax.Array]) -> ObjectiveAux:
+            flat, keys = args
+            return score_episodes(unravel(flat), spec, episodes, keys, cfg)[1]
+
+        xs: tuple[jax.Array, ...] = (population, init_keys)
+    else:  # one init for all: unbatched keys, so the synapses are drawn once
+
+        def one(args: tuple[jax.Array, ...]) -> ObjectiveAux:
+            return score_episodes(unravel(args[0]), spec, episodes, shared_keys, cfg)[1]
+
+        xs = (population,)
+    if chunk_size is None or chunk_size >= P:
+        return jax.vmap(one)(xs)
+    if chunk_size < 1:
+        raise ValueError(f"score_population chunk_size={chunk_size} must be >= 1 (or None)")
+    return jax.lax.map(one, xs, batch_size=chunk_size)
 
 
 def fitness_from_aux(aux: ObjectiveAux, fitness: Literal["accuracy", "loss"]) -> np.ndarray:
