@@ -349,3 +349,33 @@ def test_score_population_fresh_init_gives_each_candidate_its_own_synapses():
     again = score_population(pop, key, unravel=unravel, spec=SPEC, family=FAMILY, cfg=CFG,
                              fresh_init=True)
     np.testing.assert_array_equal(np.asarray(again.loss), losses)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"search_fields": ("nu", "gamma")}, "unknown genome fields \\['gamma'\\]"),
+    ({"search_fields": ()}, "searches nothing"),
+    ({"search_fields": ("nu",), "shared_fields": ("mu",)}, "must be searched fields too"),
+    ({"shared_fields": ("bogus",)}, "unknown genome fields"),
+    ({"chunk_size": 0}, "chunk_size=0"),
+])
+def test_cma_config_search_settings_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CMAConfig(**kwargs)
+
+
+def test_search_space_searches_only_the_chosen_fields():
+    from blur.genome import RULE_FIELDS, STATE_FIELDS, calibration_delta_genome
+    from blur.outer.evolution import search_space
+
+    g0 = calibration_delta_genome(2, 2)
+    cfg = CMAConfig(search_fields=list(RULE_FIELDS + STATE_FIELDS), shared_fields=RULE_FIELDS)
+    assert isinstance(cfg.search_fields, tuple)  # hashable config
+    x0, unravel = search_space(g0, cfg)
+    assert x0.dtype == np.float64 and x0.shape == (36,)  # 20 shared + 4 x 2 layers x 2 states
+    moved = unravel(jnp.asarray(x0 + 0.5, jnp.float32))
+    np.testing.assert_array_equal(moved.init_scale, g0.init_scale)  # fixed: not searched
+    np.testing.assert_array_equal(moved.oja, g0.oja)
+    np.testing.assert_array_equal(moved.eta_tilde, g0.eta_tilde + 0.5)
+    # the default searches everything, as ravel_genome does
+    x_all, _ = search_space(g0, CMAConfig())
+    np.testing.assert_array_equal(x_all, np.asarray(blur.ravel_genome(g0)[0], np.float64))

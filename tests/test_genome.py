@@ -384,8 +384,10 @@ def test_subspace_is_hashable_and_equal_for_equal_settings() -> None:
     a = genome_subspace(calibration_delta_genome(2), RULE_FIELDS)[1]
     b = genome_subspace(calibration_delta_genome(2), list(reversed(RULE_FIELDS)))[1]
     assert a == b and hash(a) == hash(b)  # one jit compile per setting
-    c = genome_subspace(calibration_delta_genome(2, eta_tilde=0.5), RULE_FIELDS)[1]
-    assert c != a  # another base genome is another function
+    c = genome_subspace(calibration_delta_genome(2, init_scale=0.5), RULE_FIELDS)[1]
+    assert c != a  # another fixed value is another function
+    d = genome_subspace(calibration_delta_genome(2, eta_tilde=0.5), RULE_FIELDS)[1]
+    assert d == a  # searched values are not part of it
 
 
 def test_subspace_of_all_fields_matches_ravel_genome() -> None:

@@ -400,7 +400,7 @@ class GenomeSubspace:
       num_states, num_layers: K and L (None: shared genome) of the genome.
       fields: searched field names, in genome order.
       shared_fields: searched fields tied across layers (per-layer genomes only).
-      base: the full flat base genome (:func:`ravel_genome` order).
+      base: the full flat base genome (:func:`ravel_genome` order), zero where searched.
       targets, sources: full-vector positions written and the searched index each reads.
     """
 
@@ -502,12 +502,14 @@ def genome_subspace(
             targets.extend(pos.reshape(-1).tolist())
             sources.extend(range(start, start + pos.size))
     order = np.argsort(np.asarray(targets), kind="stable")
+    base = np.asarray(full, np.float32).copy()
+    base[np.asarray(targets, np.int64)] = 0.0  # overwritten by every call: not part of equality
     subspace = GenomeSubspace(
         num_states=genome.num_states,
         num_layers=L,
         fields=tuple(n for n in FIELD_NAMES if n in names),
         shared_fields=tuple(n for n in FIELD_NAMES if n in shared_fields),
-        base=tuple(float(v) for v in np.asarray(full, np.float32)),
+        base=tuple(float(v) for v in base),
         targets=tuple(int(targets[i]) for i in order),
         sources=tuple(int(sources[i]) for i in order),
     )

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blur.genome import Genome
+from blur.genome import FIELD_NAMES, Genome, GenomeSubspace, genome_subspace
 from blur.network import NetworkSpec
 from blur.outer.objective import ObjectiveAux, ObjectiveConfig, sample_episodes, score_episodes
 from blur.tasks.base import TaskFamily
@@ -47,6 +47,15 @@ class CMAConfig:
       restarts: ``none``, ``ipop`` or ``bipop``.
       max_restarts: restarts allowed before the adapter keeps the last run going.
       diagonal: separable CMA (``CMA_diagonal``), cheaper for large genomes.
+      search_fields: genome fields searched (:func:`blur.genome.genome_subspace`); the others
+        stay at the initial genome's values. None: every field. calibration.md's prototype
+        searched ``RULE_FIELDS + STATE_FIELDS`` (matrices, gates, normalisation).
+      shared_fields: searched fields of a per-layer genome that take one value for all
+        layers (the prototype: ``RULE_FIELDS``, with normalisation per layer).
+      fresh_init: every candidate trains from its own synapse init (the prototype), not one
+        init shared by the generation (:func:`score_population`).
+      chunk_size: candidates scored together in one ``vmap`` (None: all); a speed setting,
+        the scores do not depend on it (up to float rounding).
     """
 
     popsize: int = 80
@@ -55,6 +64,10 @@ class CMAConfig:
     restarts: Restarts = "none"
     max_restarts: int = 9
     diagonal: bool = False
+    search_fields: tuple[str, ...] | None = None
+    shared_fields: tuple[str, ...] = ()
+    fresh_init: bool = False
+    chunk_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.popsize < 2:
@@ -65,6 +78,36 @@ class CMAConfig:
             raise ValueError(
                 f"CMAConfig.restarts={self.restarts!r}; choose 'none', 'ipop' or 'bipop'"
             )
+        if self.search_fields is not None:
+            object.__setattr__(self, "search_fields", tuple(self.search_fields))
+        object.__setattr__(self, "shared_fields", tuple(self.shared_fields))
+        named = (*(self.search_fields or ()), *self.shared_fields)
+        unknown = sorted(set(named) - set(FIELD_NAMES))
+        if unknown:
+            raise ValueError(
+                f"CMAConfig names unknown genome fields {unknown}; choose from "
+                f"{list(FIELD_NAMES)}"
+            )
+        if self.search_fields is not None and not self.search_fields:
+            raise ValueError("CMAConfig.search_fields=() searches nothing; use None for all")
+        if self.search_fields is not None and set(self.shared_fields) - set(self.search_fields):
+            raise ValueError(
+                f"CMAConfig.shared_fields={self.shared_fields} must be searched fields too; add "
+                "them to search_fields"
+            )
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"CMAConfig.chunk_size={self.chunk_size} must be >= 1 (or None)")
+
+
+def search_space(genome0: Genome, config: CMAConfig) -> tuple[np.ndarray, GenomeSubspace]:
+    """The CMA-ES start x0 [D] (float64) and the map from a searched vector to a genome.
+
+    ``config.search_fields`` / ``shared_fields`` pick what is searched; every other value of
+    ``genome0`` stays fixed. The map is hashable (a static argument of
+    :func:`score_population`).
+    """
+    x0, subspace = genome_subspace(genome0, config.search_fields, config.shared_fields)
+    return np.asarray(x0, np.float64), subspace
 
 
 class CMAES:
@@ -214,7 +257,7 @@ def score_population(
       chunk_size: candidates scored together by one ``vmap``; chunks run one after another
         (``lax.map``). None: the whole population in one ``vmap``. Smaller chunks keep the
         working set (the query activations, [chunk, Q * Bq, n_hidden, K] floats) in cache.
-        Results do not depend on it.
+        Results do not depend on it (up to float rounding, which may flip a query argmax).
 
     Returns:
       ObjectiveAux with leaves [P].
@@ -276,10 +319,8 @@ class EvolutionTrainer:
     method: str = "cma"
 
     def __post_init__(self) -> None:
-        from blur.genome import ravel_genome
-
-        x0, self.unravel = ravel_genome(self.genome)
-        self.x0 = np.asarray(x0, np.float64)
+        # cma.search_fields / shared_fields choose what is searched; the rest stays at genome
+        self.x0, self.unravel = search_space(self.genome, self.cma)
         self._diverged = 0
         self._scored = 0
 
@@ -295,7 +336,7 @@ class EvolutionTrainer:
             population = self.place(population)
         aux = score_population(
             population, key, unravel=self.unravel, spec=self.spec, family=self.family,
-            cfg=self.objective,
+            cfg=self.objective, fresh_init=self.cma.fresh_init, chunk_size=self.cma.chunk_size,
         )
         fitness = fitness_from_aux(aux, self.fitness)
         state.tell(X, -fitness)  # pycma minimises: tell minus the fitness to maximise
