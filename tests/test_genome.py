@@ -421,3 +421,23 @@ def test_subspace_rejects_a_wrong_length_vector() -> None:
     _, sub = genome_subspace(calibration_delta_genome(2), RULE_FIELDS)
     with pytest.raises(ValueError, match="expects 20 searched values"):
         sub(jnp.zeros(21))
+
+
+def test_calibration_delta_genome_is_the_prototypes_start() -> None:
+    """calibration.md, CMA-ES section, in blur's convention (K = 2, embedded for K > 2)."""
+    g = blur.init_genome("calibration_delta", jax.random.key(0), 2)
+    np.testing.assert_array_equal(g.nu, [[1, 0], [0, 0]])
+    np.testing.assert_array_equal(g.mu, [[0, 0], [-1, 1]])
+    np.testing.assert_array_equal(g.nu_tilde, [[1, 0], [0, 1]])
+    np.testing.assert_array_equal(g.mu_tilde, [[-1, 1], [1, 0]])
+    for name, value in (("f", 1.0), ("eta", 1.0), ("f_tilde", 1.0), ("eta_tilde", 0.3),
+                        ("oja", 0.0), ("init_scale", 1.0)):
+        assert float(getattr(g, name)) == np.float32(value), name
+    np.testing.assert_array_equal(g.fwd_norm_scale, [1, 1])
+    np.testing.assert_array_equal(g.bwd_norm_shift, [0, 0])
+    per_layer = calibration_delta_genome(4, 2)
+    assert per_layer.nu.shape == (2, 4, 4)
+    np.testing.assert_array_equal(per_layer.mu[1, :2, :2], [[0, 0], [-1, 1]])
+    assert not np.any(per_layer.mu[:, 2:, :]) and not np.any(per_layer.mu[:, :, 2:])
+    with pytest.raises(ValueError, match="num_states >= 2"):
+        calibration_delta_genome(1)
