@@ -25,6 +25,7 @@ from blur.genome import RULE_FIELDS, STATE_FIELDS, genome_subspace, genome_to_di
 from blur.inner import accuracy, predict, unroll
 from blur.network import NetworkConfig, NetworkSpec, init_state
 from blur.tasks import get_family
+from blur.tasks.base import Batch
 from blur.tasks.images import load_split
 
 p = argparse.ArgumentParser()
@@ -67,6 +68,7 @@ out["A"] = {"rows": rows, "blur_curve": curve.tolist(),
 print(format_table(rows))
 print(f"protocol A: BLUR mean curve min over steps 15..{T}: {100 * curve[15:].min():.1f}, "
       f"over 1..{T}: {100 * curve[1:].min():.1f}")
+(run / f"eval_gen{args.gen}_seed{args.seed}.json").write_text(json.dumps(out))
 # B: train-split support, the whole 10,000-image test set as query, BLUR only, scored at the
 # report steps (scoring 10,000 images after every step for the SGD grid is beyond this CPU)
 fam_train = get_family("mnist", resolution=14)
