@@ -19,6 +19,7 @@ from blur.outer.evolution import (
     CMAES,
     WORST,
     CMAConfig,
+    candidate_init_keys,
     fitness_from_aux,
     score_population,
 )
@@ -299,3 +300,82 @@ def test_score_population_equals_looped_meta_objective():
     X = es.ask()
     es.tell(X, -fit)
     assert es.history[0][3] == WORST and np.all(np.isfinite(es.mean))
+
+
+def test_score_population_chunks_give_the_same_scores():
+    x0, unravel = blur.ravel_genome(blur.delta_genome(2))
+    rng = np.random.default_rng(1)
+    pop = np.asarray(x0)[None] + 0.2 * rng.standard_normal((5, x0.size)).astype(np.float32)
+    key = jax.random.key(3)
+    for fresh in (False, True):
+        whole = score_population(pop, key, unravel=unravel, spec=SPEC, family=FAMILY, cfg=CFG,
+                                 fresh_init=fresh)
+        for chunk in (1, 2, 5):  # 2 leaves a remainder of 1
+            part = score_population(pop, key, unravel=unravel, spec=SPEC, family=FAMILY,
+                                    cfg=CFG, fresh_init=fresh, chunk_size=chunk)
+            np.testing.assert_allclose(part.loss, whole.loss, rtol=1e-5, err_msg=str(chunk))
+            np.testing.assert_allclose(part.accuracy, whole.accuracy, atol=1e-6)
+    with pytest.raises(ValueError, match="chunk_size=0"):
+        score_population(pop, key, unravel=unravel, spec=SPEC, family=FAMILY, cfg=CFG,
+                         chunk_size=0)
+
+
+def test_score_population_fresh_init_gives_each_candidate_its_own_synapses():
+    """Shared init: identical candidates score identically (common random numbers for tasks
+    AND synapses). fresh_init: same tasks, but every candidate draws its own synapses, so
+    identical candidates differ, and each equals score_episodes on the shared episodes with
+    some other init keys."""
+    from blur.outer.objective import sample_episodes, score_episodes
+
+    x0, unravel = blur.ravel_genome(blur.delta_genome(2))
+    pop = np.stack([np.asarray(x0)] * 4)
+    key = jax.random.key(5)
+    shared = score_population(pop, key, unravel=unravel, spec=SPEC, family=FAMILY, cfg=CFG)
+    assert np.ptp(np.asarray(shared.loss)) == 0.0
+    fresh = score_population(pop, key, unravel=unravel, spec=SPEC, family=FAMILY, cfg=CFG,
+                             fresh_init=True)
+    losses = np.asarray(fresh.loss)
+    assert len(np.unique(losses)) == 4
+    assert not np.any(np.isclose(losses, float(shared.loss[0]), rtol=1e-7, atol=0))
+    # the tasks are still meta_objective's: candidate i is the shared episodes scored with
+    # its own init keys
+    episodes, init_keys = sample_episodes(FAMILY, key, CFG)
+    ref = jax.jit(lambda k: score_episodes(blur.delta_genome(2), SPEC, episodes, k, CFG)[0])
+    np.testing.assert_allclose(ref(init_keys), shared.loss[0], rtol=1e-5)
+    own = candidate_init_keys(key, 4, CFG)
+    for i in range(4):
+        np.testing.assert_allclose(ref(own[i]), losses[i], rtol=1e-5, err_msg=str(i))
+    # same key, same scores: reproducible
+    again = score_population(pop, key, unravel=unravel, spec=SPEC, family=FAMILY, cfg=CFG,
+                             fresh_init=True)
+    np.testing.assert_array_equal(np.asarray(again.loss), losses)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"search_fields": ("nu", "gamma")}, "unknown genome fields \\['gamma'\\]"),
+    ({"search_fields": ()}, "searches nothing"),
+    ({"search_fields": ("nu",), "shared_fields": ("mu",)}, "must be searched fields too"),
+    ({"shared_fields": ("bogus",)}, "unknown genome fields"),
+    ({"chunk_size": 0}, "chunk_size=0"),
+])
+def test_cma_config_search_settings_validation(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CMAConfig(**kwargs)
+
+
+def test_search_space_searches_only_the_chosen_fields():
+    from blur.genome import RULE_FIELDS, STATE_FIELDS, calibration_delta_genome
+    from blur.outer.evolution import search_space
+
+    g0 = calibration_delta_genome(2, 2)
+    cfg = CMAConfig(search_fields=list(RULE_FIELDS + STATE_FIELDS), shared_fields=RULE_FIELDS)
+    assert isinstance(cfg.search_fields, tuple)  # hashable config
+    x0, unravel = search_space(g0, cfg)
+    assert x0.dtype == np.float64 and x0.shape == (36,)  # 20 shared + 4 x 2 layers x 2 states
+    moved = unravel(jnp.asarray(x0 + 0.5, jnp.float32))
+    np.testing.assert_array_equal(moved.init_scale, g0.init_scale)  # fixed: not searched
+    np.testing.assert_array_equal(moved.oja, g0.oja)
+    np.testing.assert_array_equal(moved.eta_tilde, g0.eta_tilde + 0.5)
+    # the default searches everything, as ravel_genome does
+    x_all, _ = search_space(g0, CMAConfig())
+    np.testing.assert_array_equal(x_all, np.asarray(blur.ravel_genome(g0)[0], np.float64))

@@ -18,10 +18,13 @@ from helpers import assert_tree_allclose, tree_allclose
 import blur
 from blur.genome import (
     MATRIX_FIELDS,
+    RULE_FIELDS,
     SCALAR_FIELDS,
     STATE_FIELDS,
+    calibration_delta_genome,
     expected_shapes,
     genome_is_finite,
+    genome_subspace,
     num_parameters,
 )
 
@@ -336,3 +339,105 @@ def test_ravel_genome_inverse_is_shared_per_shape():
     back = unravel1(flat1)
     for a, b in zip(jax.tree_util.tree_leaves(back), jax.tree_util.tree_leaves(g1), strict=True):
         assert (a == b).all()
+
+
+# ------------------------------------------------------------------- searched subspace
+
+
+def test_subspace_writes_only_the_searched_fields() -> None:
+
+    g = blur.random_genome(jax.random.key(1), 2).replace(alpha=jnp.float32(0.7))
+    flat, sub = genome_subspace(g, RULE_FIELDS + STATE_FIELDS)
+    assert flat.shape == (sub.dim,) == (4 * 4 + 4 + 4 * 2,)
+    assert_tree_allclose(sub(flat), g, rtol=0, atol=0)
+    moved = sub(flat + 1.0)
+    for f in ALL_FIELDS:
+        expected = getattr(g, f) + (1.0 if f in RULE_FIELDS + STATE_FIELDS else 0.0)
+        np.testing.assert_array_equal(getattr(moved, f), expected, err_msg=f)
+    # unsearched fields (init_scale, alpha, oja) keep the base genome's values
+    assert float(moved.alpha) == np.float32(0.7) and float(moved.init_scale) == float(g.init_scale)
+    np.testing.assert_array_equal(sub.ravel(moved), flat + 1.0)
+    pop = jax.vmap(sub)(jnp.stack([flat, flat * 2.0]))  # the ES use
+    np.testing.assert_allclose(pop.nu[1], 2.0 * g.nu)
+
+
+def test_subspace_shared_fields_take_one_value_for_every_layer() -> None:
+
+    g = calibration_delta_genome(2, 2)
+    flat, sub = genome_subspace(g, RULE_FIELDS + STATE_FIELDS, shared_fields=RULE_FIELDS)
+    # calibration.md: 20 rule values shared, normalisation per layer (4 x L x K)
+    assert sub.dim == 20 + 4 * 2 * 2
+    assert_tree_allclose(sub(flat), g, rtol=0, atol=0)
+    moved = sub(flat + jnp.arange(sub.dim, dtype=jnp.float32))
+    for f in RULE_FIELDS:
+        values = np.asarray(getattr(moved, f))
+        np.testing.assert_array_equal(values[0], values[1], err_msg=f)
+        assert not np.array_equal(values[0], np.asarray(getattr(g, f))[0]), f
+    for f in STATE_FIELDS:
+        values = np.asarray(getattr(moved, f)) - np.asarray(getattr(g, f))
+        assert len(np.unique(values)) == values.size, f  # every layer and state its own value
+    np.testing.assert_array_equal(sub.ravel(moved), flat + jnp.arange(sub.dim))
+
+
+def test_subspace_is_hashable_and_equal_for_equal_settings() -> None:
+
+    a = genome_subspace(calibration_delta_genome(2), RULE_FIELDS)[1]
+    b = genome_subspace(calibration_delta_genome(2), list(reversed(RULE_FIELDS)))[1]
+    assert a == b and hash(a) == hash(b)  # one jit compile per setting
+    c = genome_subspace(calibration_delta_genome(2, init_scale=0.5), RULE_FIELDS)[1]
+    assert c != a  # another fixed value is another function
+    d = genome_subspace(calibration_delta_genome(2, eta_tilde=0.5), RULE_FIELDS)[1]
+    assert d == a  # searched values are not part of it
+
+
+def test_subspace_of_all_fields_matches_ravel_genome() -> None:
+
+    g = blur.random_genome(jax.random.key(3), 3, 2)
+    flat, sub = genome_subspace(g)
+    np.testing.assert_array_equal(flat, blur.ravel_genome(g)[0])
+    assert_tree_allclose(sub(flat * 3.0), blur.ravel_genome(g)[1](flat * 3.0), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    ("fields", "shared", "L", "match"),
+    [
+        (("nu", "bogus"), (), None, "unknown genome fields \\['bogus'\\]"),
+        ((), (), None, "at least one searched field"),
+        (("nu", "nu"), (), None, "repeats"),
+        (("nu",), ("mu",), 2, "not searched"),
+        (("nu",), ("nu",), None, "per-layer genome"),
+        (("eta_tilde",), ("eta_tilde",), 2, "differs between layers"),
+    ],
+)
+def test_subspace_bad_settings_name_the_problem(fields, shared, L, match) -> None:
+
+    g = calibration_delta_genome(2, L, eta_tilde=(0.3, 0.5) if L else 0.3)
+    with pytest.raises(ValueError, match=match):
+        genome_subspace(g, fields, shared)
+
+
+def test_subspace_rejects_a_wrong_length_vector() -> None:
+
+    _, sub = genome_subspace(calibration_delta_genome(2), RULE_FIELDS)
+    with pytest.raises(ValueError, match="expects 20 searched values"):
+        sub(jnp.zeros(21))
+
+
+def test_calibration_delta_genome_is_the_prototypes_start() -> None:
+    """calibration.md, CMA-ES section, in blur's convention (K = 2, embedded for K > 2)."""
+    g = blur.init_genome("calibration_delta", jax.random.key(0), 2)
+    np.testing.assert_array_equal(g.nu, [[1, 0], [0, 0]])
+    np.testing.assert_array_equal(g.mu, [[0, 0], [-1, 1]])
+    np.testing.assert_array_equal(g.nu_tilde, [[1, 0], [0, 1]])
+    np.testing.assert_array_equal(g.mu_tilde, [[-1, 1], [1, 0]])
+    for name, value in (("f", 1.0), ("eta", 1.0), ("f_tilde", 1.0), ("eta_tilde", 0.3),
+                        ("oja", 0.0), ("init_scale", 1.0)):
+        assert float(getattr(g, name)) == np.float32(value), name
+    np.testing.assert_array_equal(g.fwd_norm_scale, [1, 1])
+    np.testing.assert_array_equal(g.bwd_norm_shift, [0, 0])
+    per_layer = calibration_delta_genome(4, 2)
+    assert per_layer.nu.shape == (2, 4, 4)
+    np.testing.assert_array_equal(per_layer.mu[1, :2, :2], [[0, 0], [-1, 1]])
+    assert not np.any(per_layer.mu[:, 2:, :]) and not np.any(per_layer.mu[:, :, 2:])
+    with pytest.raises(ValueError, match="num_states >= 2"):
+        calibration_delta_genome(1)

@@ -286,6 +286,39 @@ def delta_genome(
     return genome
 
 
+def calibration_delta_genome(
+    num_states: int = 2,
+    num_layers: int | None = None,
+    *,
+    eta_tilde: float | Sequence[float] = 0.3,
+    init_scale: float | Sequence[float] = 1.0,
+) -> Genome:
+    """The calibration prototype's "delta" start for CMA-ES (calibration.md, CMA-ES section).
+
+    In blur's convention, embedded in K x K: nu = [[1,0],[0,0]] (state 0 carries the
+    activity, state 1 is free for the error), mu = [[0,0],[-1,1]] (the backward pass adds
+    state 1 - state 0 of the layer above into state 1 and nothing into state 0),
+    nu~ = I, mu~ = [[-1,1],[1,0]] (channel 0's post factor is label - prediction),
+    f = eta = f~ = 1, eta~ = 0.3, oja = 0, normalisation shifts 0 and scales 1. Synapses start
+    U(-1, 1) (``init_scale`` 1), for a network without fan-in scaling. It is not
+    :func:`delta_genome` (which copies the activity into both states).
+
+    Under the prototype's network (196-512-10, K = 2, ``neuron_norm='both'``, symmetric
+    multi-channel synapses, ``hebbian_reduce='mean'``, no fan-in scaling) it scores about
+    48% on 14x14 MNIST after 15 steps before any search (calibration.md).
+    """
+    K = num_states
+    if K < 2:
+        raise ValueError("calibration_delta_genome needs num_states >= 2 (state 1 is the error)")
+    mats = {
+        "nu": _embed([[1, 0], [0, 0]], K),
+        "mu": _embed([[0, 0], [-1, 1]], K),
+        "nu_tilde": _embed(np.eye(2), K),
+        "mu_tilde": _embed([[-1, 1], [1, 0]], K),
+    }
+    return _build(K, num_layers, mats, eta_tilde=eta_tilde, init_scale=init_scale, oja=0.0)
+
+
 def backprop_genome(learning_rate: float = 0.1, *, init_scale: float = 1.0) -> Genome:
     """The exact two-state backprop genome (paper eq. 4), for :func:`blur.network.backprop_spec`.
 
@@ -307,13 +340,15 @@ INITIALISERS: dict[str, Callable[..., Genome]] = {
     "random": random_genome,
     "near_backprop": near_backprop_genome,
     "delta": delta_genome,
+    "calibration_delta": calibration_delta_genome,
 }
 
 
 def init_genome(
     name: str, key: jax.Array, num_states: int, num_layers: int | None = None, **kwargs: Any
 ) -> Genome:
-    """Build a genome by initialiser name: ``random``, ``near_backprop``, ``delta``."""
+    """Build a genome by initialiser name: ``random``, ``near_backprop``, ``delta``,
+    ``calibration_delta``."""
     if name == "random":
         return random_genome(key, num_states, num_layers, **kwargs)
     if name in INITIALISERS:
@@ -340,6 +375,145 @@ def ravel_genome(genome: Genome) -> tuple[jax.Array, Callable[[jax.Array], Genom
     """
     flat, _ = ravel_pytree(genome)
     return flat, _unravel_fn(genome.num_states, genome.num_layers)
+
+
+GATE_FIELDS = ("f", "eta", "f_tilde", "eta_tilde")
+"""The four scalar gates of eqs. (5)-(7)."""
+RULE_FIELDS = MATRIX_FIELDS + GATE_FIELDS
+"""The paper's 20 rule values at K = 2 (4 matrices + 4 gates), without stabilisers."""
+FIELD_NAMES = MATRIX_FIELDS + STATE_FIELDS + SCALAR_FIELDS
+
+
+@dataclasses.dataclass(frozen=True)
+class GenomeSubspace:
+    """A searched subset of a genome's values as one flat vector; the rest stay fixed.
+
+    Evolution searches ``dim`` numbers; :meth:`__call__` writes them into a copy of the base
+    genome (the initial one), so unsearched fields keep the base's values. In a per-layer
+    genome a field named in ``shared_fields`` is searched as one value (or matrix) used by
+    every layer. Hashable, and equal for equal settings and bases, so jitted functions that
+    take it as a static argument (``score_population``) compile once per setting.
+
+    Build it with :func:`genome_subspace`.
+
+    Attributes:
+      num_states, num_layers: K and L (None: shared genome) of the genome.
+      fields: searched field names, in genome order.
+      shared_fields: searched fields tied across layers (per-layer genomes only).
+      base: the full flat base genome (:func:`ravel_genome` order), zero where searched.
+      targets, sources: full-vector positions written and the searched index each reads.
+    """
+
+    num_states: int
+    num_layers: int | None
+    fields: tuple[str, ...]
+    shared_fields: tuple[str, ...]
+    base: tuple[float, ...]
+    targets: tuple[int, ...]
+    sources: tuple[int, ...]
+
+    @property
+    def dim(self) -> int:
+        """D, the number of searched values."""
+        return max(self.sources, default=-1) + 1
+
+    def __call__(self, flat: jax.Array) -> Genome:
+        """The genome for searched values ``flat`` [D] (float32)."""
+        flat = jnp.asarray(flat, jnp.float32)
+        if flat.shape != (self.dim,):
+            raise ValueError(
+                f"GenomeSubspace expects {self.dim} searched values, got shape {flat.shape}"
+            )
+        full = jnp.asarray(self.base, jnp.float32)
+        full = full.at[np.asarray(self.targets, np.int32)].set(
+            flat[np.asarray(self.sources, np.int32)]
+        )
+        return _unravel_fn(self.num_states, self.num_layers)(full)
+
+    def ravel(self, genome: Genome) -> jax.Array:
+        """The searched values [D] of ``genome`` (layer 0's for a shared field)."""
+        full = ravel_pytree(genome)[0]
+        first = np.zeros(self.dim, np.int32)
+        # targets are in ascending order per source, so the last write wins: go backwards.
+        for t, src in zip(reversed(self.targets), reversed(self.sources), strict=True):
+            first[src] = t
+        return full[first]
+
+
+def genome_subspace(
+    genome: Genome,
+    fields: Sequence[str] | None = None,
+    shared_fields: Sequence[str] = (),
+) -> tuple[jax.Array, GenomeSubspace]:
+    """Flatten the searched ``fields`` of ``genome`` (all: None) and return the inverse.
+
+    Args:
+      genome: the initial genome; unsearched fields keep its values.
+      fields: names from :data:`FIELD_NAMES` (e.g. :data:`RULE_FIELDS` + :data:`STATE_FIELDS`,
+        calibration.md's CMA-ES search), or None for every field.
+      shared_fields: searched fields of a per-layer genome that take one value for all layers
+        (their per-layer values in ``genome`` must be equal).
+
+    Returns:
+      (searched values [D] float32, the :class:`GenomeSubspace` mapping them back).
+    """
+    names = FIELD_NAMES if fields is None else tuple(fields)
+    unknown = sorted(set(names) - set(FIELD_NAMES)) + sorted(set(shared_fields) - set(FIELD_NAMES))
+    if unknown:
+        raise ValueError(f"unknown genome fields {unknown}; choose from {list(FIELD_NAMES)}")
+    if not names:
+        raise ValueError("genome_subspace needs at least one searched field (fields=() given)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"genome_subspace fields={list(names)} repeats a field")
+    loose = sorted(set(shared_fields) - set(names))
+    if loose:
+        raise ValueError(
+            f"shared_fields {loose} are not searched; add them to fields or drop them"
+        )
+    L = genome.num_layers
+    if shared_fields and L is None:
+        raise ValueError(
+            "shared_fields need a per-layer genome (a shared genome already uses one value for "
+            "every layer); pass shared_fields=()"
+        )
+    full, _ = ravel_pytree(genome)
+    unravel = _unravel_fn(genome.num_states, L)
+    positions = unravel(jnp.arange(full.size, dtype=jnp.float32))
+    targets: list[int] = []
+    sources: list[int] = []
+    for name in (f.name for f in dataclasses.fields(Genome)):  # genome order
+        if name not in names:
+            continue
+        pos = np.asarray(getattr(positions, name)).astype(np.int64)
+        if name in shared_fields:
+            values = np.asarray(getattr(genome, name))
+            if not np.all(values == values[:1]):
+                raise ValueError(
+                    f"shared field {name!r} differs between layers in the initial genome "
+                    f"({values.tolist()}); start from equal layers or do not share it"
+                )
+            start = max(sources, default=-1) + 1
+            per_layer = pos.reshape(L, -1)
+            for row in per_layer:
+                targets.extend(row.tolist())
+                sources.extend(range(start, start + row.size))
+        else:
+            start = max(sources, default=-1) + 1
+            targets.extend(pos.reshape(-1).tolist())
+            sources.extend(range(start, start + pos.size))
+    order = np.argsort(np.asarray(targets), kind="stable")
+    base = np.asarray(full, np.float32).copy()
+    base[np.asarray(targets, np.int64)] = 0.0  # overwritten by every call: not part of equality
+    subspace = GenomeSubspace(
+        num_states=genome.num_states,
+        num_layers=L,
+        fields=tuple(n for n in FIELD_NAMES if n in names),
+        shared_fields=tuple(n for n in FIELD_NAMES if n in shared_fields),
+        base=tuple(float(v) for v in base),
+        targets=tuple(int(targets[i]) for i in order),
+        sources=tuple(int(sources[i]) for i in order),
+    )
+    return subspace.ravel(genome), subspace
 
 
 def genome_to_dict(genome: Genome) -> dict[str, Any]:

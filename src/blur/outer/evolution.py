@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blur.genome import Genome
+from blur.genome import FIELD_NAMES, Genome, GenomeSubspace, genome_subspace
 from blur.network import NetworkSpec
-from blur.outer.objective import ObjectiveAux, ObjectiveConfig, meta_objective
+from blur.outer.objective import ObjectiveAux, ObjectiveConfig, sample_episodes, score_episodes
 from blur.tasks.base import TaskFamily
 
 Restarts = Literal["none", "ipop", "bipop"]
@@ -47,6 +47,15 @@ class CMAConfig:
       restarts: ``none``, ``ipop`` or ``bipop``.
       max_restarts: restarts allowed before the adapter keeps the last run going.
       diagonal: separable CMA (``CMA_diagonal``), cheaper for large genomes.
+      search_fields: genome fields searched (:func:`blur.genome.genome_subspace`); the others
+        stay at the initial genome's values. None: every field. calibration.md's prototype
+        searched ``RULE_FIELDS + STATE_FIELDS`` (matrices, gates, normalisation).
+      shared_fields: searched fields of a per-layer genome that take one value for all
+        layers (the prototype: ``RULE_FIELDS``, with normalisation per layer).
+      fresh_init: every candidate trains from its own synapse init (the prototype), not one
+        init shared by the generation (:func:`score_population`).
+      chunk_size: candidates scored together in one ``vmap`` (None: all); a speed setting,
+        the scores do not depend on it (up to float rounding).
     """
 
     popsize: int = 80
@@ -55,6 +64,10 @@ class CMAConfig:
     restarts: Restarts = "none"
     max_restarts: int = 9
     diagonal: bool = False
+    search_fields: tuple[str, ...] | None = None
+    shared_fields: tuple[str, ...] = ()
+    fresh_init: bool = False
+    chunk_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.popsize < 2:
@@ -65,6 +78,36 @@ class CMAConfig:
             raise ValueError(
                 f"CMAConfig.restarts={self.restarts!r}; choose 'none', 'ipop' or 'bipop'"
             )
+        if self.search_fields is not None:
+            object.__setattr__(self, "search_fields", tuple(self.search_fields))
+        object.__setattr__(self, "shared_fields", tuple(self.shared_fields))
+        named = (*(self.search_fields or ()), *self.shared_fields)
+        unknown = sorted(set(named) - set(FIELD_NAMES))
+        if unknown:
+            raise ValueError(
+                f"CMAConfig names unknown genome fields {unknown}; choose from "
+                f"{list(FIELD_NAMES)}"
+            )
+        if self.search_fields is not None and not self.search_fields:
+            raise ValueError("CMAConfig.search_fields=() searches nothing; use None for all")
+        if self.search_fields is not None and set(self.shared_fields) - set(self.search_fields):
+            raise ValueError(
+                f"CMAConfig.shared_fields={self.shared_fields} must be searched fields too; add "
+                "them to search_fields"
+            )
+        if self.chunk_size is not None and self.chunk_size < 1:
+            raise ValueError(f"CMAConfig.chunk_size={self.chunk_size} must be >= 1 (or None)")
+
+
+def search_space(genome0: Genome, config: CMAConfig) -> tuple[np.ndarray, GenomeSubspace]:
+    """The CMA-ES start x0 [D] (float64) and the map from a searched vector to a genome.
+
+    ``config.search_fields`` / ``shared_fields`` pick what is searched; every other value of
+    ``genome0`` stays fixed. The map is hashable (a static argument of
+    :func:`score_population`).
+    """
+    x0, subspace = genome_subspace(genome0, config.search_fields, config.shared_fields)
+    return np.asarray(x0, np.float64), subspace
 
 
 class CMAES:
@@ -181,7 +224,14 @@ class CMAES:
         return es
 
 
-@partial(jax.jit, static_argnames=("unravel", "spec", "cfg"))
+def candidate_init_keys(key: jax.Array, popsize: int, cfg: ObjectiveConfig) -> jax.Array:
+    """Synapse-init keys [P, N, R] of :func:`score_population` with ``fresh_init``: one set per
+    candidate, independent of the task keys that ``sample_episodes(family, key, cfg)`` uses."""
+    roots = jax.random.split(jax.random.fold_in(key, 0x5EED), popsize)
+    return jax.vmap(lambda k: jax.random.split(k, (cfg.num_tasks, cfg.num_replicas)))(roots)
+
+
+@partial(jax.jit, static_argnames=("unravel", "spec", "cfg", "fresh_init", "chunk_size"))
 def score_population(
     population: jax.Array,
     key: jax.Array,
@@ -190,15 +240,50 @@ def score_population(
     spec: NetworkSpec,
     family: TaskFamily,
     cfg: ObjectiveConfig,
+    fresh_init: bool = False,
+    chunk_size: int | None = None,
 ) -> ObjectiveAux:
-    """Score every flat genome [P, D] on the same tasks (common random numbers), one jitted vmap.
+    """Score every flat genome [P, D] on the same tasks (common random numbers), in one jit.
+
+    The episodes are drawn once from ``key`` (:func:`blur.outer.objective.sample_episodes`)
+    and every candidate trains and is scored on them.
+
+    Args:
+      population: [P, D] flat genomes (``unravel`` maps one to a genome).
+      key: PRNG key of this generation's tasks (and shared synapse inits).
+      fresh_init: each candidate gets its own synapse inits (from ``fold_in(key', index)``)
+        instead of the shared ones of ``meta_objective(genome, ..., key, ...)``, as in
+        calibration.md's prototype: selection then favours rules that work from any init.
+      chunk_size: candidates scored together by one ``vmap``; chunks run one after another
+        (``lax.map``). None: the whole population in one ``vmap``. Smaller chunks keep the
+        working set (the query activations, [chunk, Q * Bq, n_hidden, K] floats) in cache.
+        Results do not depend on it (up to float rounding, which may flip a query argmax).
 
     Returns:
       ObjectiveAux with leaves [P].
     """
-    return jax.vmap(lambda flat: meta_objective(unravel(flat), spec, family, key, cfg)[1])(
-        population.astype(jnp.float32)
-    )
+    P = population.shape[0]
+    episodes, shared_keys = sample_episodes(family, key, cfg)
+    population = population.astype(jnp.float32)
+    if fresh_init:
+        init_keys = candidate_init_keys(key, P, cfg)
+
+        def one(args: tuple[jax.Array, jax.Array]) -> ObjectiveAux:
+            flat, keys = args
+            return score_episodes(unravel(flat), spec, episodes, keys, cfg)[1]
+
+        xs: tuple[jax.Array, ...] = (population, init_keys)
+    else:  # one init for all: unbatched keys, so the synapses are drawn once
+
+        def one(args: tuple[jax.Array, ...]) -> ObjectiveAux:
+            return score_episodes(unravel(args[0]), spec, episodes, shared_keys, cfg)[1]
+
+        xs = (population,)
+    if chunk_size is None or chunk_size >= P:
+        return jax.vmap(one)(xs)
+    if chunk_size < 1:
+        raise ValueError(f"score_population chunk_size={chunk_size} must be >= 1 (or None)")
+    return jax.lax.map(one, xs, batch_size=chunk_size)
 
 
 def fitness_from_aux(aux: ObjectiveAux, fitness: Literal["accuracy", "loss"]) -> np.ndarray:
@@ -234,10 +319,8 @@ class EvolutionTrainer:
     method: str = "cma"
 
     def __post_init__(self) -> None:
-        from blur.genome import ravel_genome
-
-        x0, self.unravel = ravel_genome(self.genome)
-        self.x0 = np.asarray(x0, np.float64)
+        # cma.search_fields / shared_fields choose what is searched; the rest stays at genome
+        self.x0, self.unravel = search_space(self.genome, self.cma)
         self._diverged = 0
         self._scored = 0
 
@@ -253,7 +336,7 @@ class EvolutionTrainer:
             population = self.place(population)
         aux = score_population(
             population, key, unravel=self.unravel, spec=self.spec, family=self.family,
-            cfg=self.objective,
+            cfg=self.objective, fresh_init=self.cma.fresh_init, chunk_size=self.cma.chunk_size,
         )
         fitness = fitness_from_aux(aux, self.fitness)
         state.tell(X, -fitness)  # pycma minimises: tell minus the fitness to maximise

@@ -23,7 +23,7 @@ from blur._pytree import pytree_dataclass
 from blur.genome import Genome
 from blur.inner import accuracy, cross_entropy, query_logits, state_is_finite, unroll
 from blur.network import NetworkSpec, init_state
-from blur.tasks.base import Batch, TaskFamily
+from blur.tasks.base import Batch, Episode, TaskFamily
 
 MetaLoss = Literal["cross_entropy", "l2"]
 
@@ -151,6 +151,49 @@ def episode_loss(
     return loss, aux
 
 
+def sample_episodes(
+    family: TaskFamily, key: jax.Array, cfg: ObjectiveConfig
+) -> tuple[Episode, jax.Array]:
+    """The tasks and synapse-init keys :func:`meta_objective` draws from ``key``.
+
+    Returns:
+      (episodes with a leading [N] task axis on every leaf, init keys [N, R]).
+    """
+    task_keys, init_keys = jax.random.split(key)
+    task_keys = jax.random.split(task_keys, cfg.num_tasks)
+    init_keys = jax.random.split(init_keys, (cfg.num_tasks, cfg.num_replicas))
+    bq = cfg.query_batch_size or cfg.batch_size
+    episodes = jax.vmap(
+        lambda k: family.sample(k, cfg.num_steps, cfg.batch_size, cfg.num_query_batches, bq)
+    )(task_keys)
+    return episodes, init_keys
+
+
+def score_episodes(
+    genome: Genome, spec: NetworkSpec, episodes: Episode, init_keys: jax.Array,
+    cfg: ObjectiveConfig,
+) -> tuple[jax.Array, ObjectiveAux]:
+    """Mean meta-loss of ``genome`` over given episodes [N] x synapse inits ``init_keys`` [N, R].
+
+    The second half of :func:`meta_objective`; evolution samples the episodes once per
+    generation and scores every candidate on them.
+    """
+
+    def one_task(episode: Episode, keys: jax.Array) -> tuple[jax.Array, ObjectiveAux]:
+        return jax.vmap(
+            lambda k: episode_loss(genome, spec, episode.support, episode.query, k, cfg)
+        )(keys)
+
+    losses, aux = jax.vmap(one_task)(episodes, init_keys)
+    mean_aux = ObjectiveAux(
+        loss=jnp.mean(aux.loss),
+        accuracy=jnp.mean(aux.accuracy),
+        train_accuracy=jnp.mean(aux.train_accuracy),
+        finite=jnp.all(aux.finite),
+    )
+    return jnp.mean(losses), mean_aux
+
+
 def meta_objective(
     genome: Genome, spec: NetworkSpec, family: TaskFamily, key: jax.Array, cfg: ObjectiveConfig
 ) -> tuple[jax.Array, ObjectiveAux]:
@@ -160,32 +203,16 @@ def meta_objective(
       genome: the rule being scored (differentiable).
       spec: the network (static).
       family: the task distribution, a pytree (its data arrays are traced, not baked in).
-      key: PRNG key; the same key gives the same tasks, batches and synapse inits.
+      key: PRNG key; the same key gives the same tasks, batches and synapse inits
+        (:func:`sample_episodes`).
       cfg: static settings.
 
     Returns:
       (loss [], aux) with means over tasks and replicas. A non-finite inner loop makes the loss
       non-finite and ``aux.finite`` False; the meta-optimisers handle that.
     """
-    task_keys, init_keys = jax.random.split(key)
-    task_keys = jax.random.split(task_keys, cfg.num_tasks)
-    init_keys = jax.random.split(init_keys, (cfg.num_tasks, cfg.num_replicas))
-    bq = cfg.query_batch_size or cfg.batch_size
-
-    def one_task(task_key: jax.Array, keys: jax.Array) -> tuple[jax.Array, ObjectiveAux]:
-        episode = family.sample(task_key, cfg.num_steps, cfg.batch_size, cfg.num_query_batches, bq)
-        return jax.vmap(
-            lambda k: episode_loss(genome, spec, episode.support, episode.query, k, cfg)
-        )(keys)
-
-    losses, aux = jax.vmap(one_task)(task_keys, init_keys)
-    mean_aux = ObjectiveAux(
-        loss=jnp.mean(aux.loss),
-        accuracy=jnp.mean(aux.accuracy),
-        train_accuracy=jnp.mean(aux.train_accuracy),
-        finite=jnp.all(aux.finite),
-    )
-    return jnp.mean(losses), mean_aux
+    episodes, init_keys = sample_episodes(family, key, cfg)
+    return score_episodes(genome, spec, episodes, init_keys, cfg)
 
 
 @partial(jax.jit, static_argnames=("spec", "cfg"))
