@@ -19,14 +19,17 @@ NORM_EPS = 1e-5  # the variance epsilon of blur.rules.normalize
 
 
 def tree_allclose(a: Any, b: Any, rtol: float = 1e-6, atol: float = 0.0) -> bool:
-    """True if two pytrees have the same structure and every pair of leaves is allclose."""
+    """True if two pytrees have the same structure and every pair of leaves is allclose.
+
+    NaN equals NaN at the same position (e.g. ``StepMetrics.query_accuracy`` without a query);
+    a NaN against a number is a difference."""
     la, ta = jax.tree_util.tree_flatten(a)
     lb, tb = jax.tree_util.tree_flatten(b)
     if ta != tb:
         return False
     for x, y in zip(la, lb, strict=True):
         x, y = np.asarray(x), np.asarray(y)
-        if x.shape != y.shape or not np.allclose(x, y, rtol=rtol, atol=atol):
+        if x.shape != y.shape or not np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True):
             return False
     return True
 
@@ -40,7 +43,7 @@ def assert_tree_allclose(a: Any, b: Any, rtol: float = 1e-6, atol: float = 0.0) 
         x, y = np.asarray(x), np.asarray(y)
         name = jax.tree_util.keystr(path)
         assert x.shape == y.shape, f"{name}: shape {x.shape} != {y.shape}"
-        if not np.allclose(x, y, rtol=rtol, atol=atol):
+        if not np.allclose(x, y, rtol=rtol, atol=atol, equal_nan=True):
             err = np.max(np.abs(x.astype(np.float64) - y.astype(np.float64)))
             raise AssertionError(f"{name}: max abs error {err:.3g} (rtol={rtol}, atol={atol})")
 
