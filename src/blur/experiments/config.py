@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from blur._dataclass_json import from_jsonable, to_jsonable
+from blur.genome import RULE_FIELDS, STATE_FIELDS
 from blur.network import NetworkConfig
 from blur.outer.evolution import CMAConfig
 from blur.outer.gradient import Curriculum
@@ -148,7 +149,8 @@ class RunConfig:
       method: the meta-optimiser, ``gradient`` (blur meta-train) or ``cma`` (blur evolve).
       run_dir: output folder (default ``runs/<preset>``).
       seed: seeds genome init, tasks, synapse inits and CMA-ES.
-      genome_init: ``delta``, ``near_backprop`` or ``random`` (blur.genome.init_genome).
+      genome_init: ``delta``, ``calibration_delta`` (the CMA-ES prototype's start,
+        calibration.md), ``near_backprop`` or ``random`` (blur.genome.init_genome).
       init_eta_tilde: the initial genome's Hebbian rate: empty for the initialiser's default,
         one value shared by all layers, or one per synapse layer (per-layer genome only).
       init_scale: the initial genome's synapse init scale (None: the initialiser's default).
@@ -168,7 +170,7 @@ class RunConfig:
     method: Method = "gradient"
     run_dir: Path | None = None
     seed: int = 0
-    genome_init: Literal["delta", "near_backprop", "random"] = "delta"
+    genome_init: Literal["delta", "calibration_delta", "near_backprop", "random"] = "delta"
     init_eta_tilde: tuple[float, ...] = ()
     init_scale: float | None = None
     network: NetworkConfig = PAPER_NETWORK
@@ -290,21 +292,43 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
         ),
     ),
     "cma-mnist14": (
-        "CMA-ES (paper §4.4): hidden (512,), K=2, 14x14 MNIST, population 80, 15 training"
-        " and 20 evaluation batches of 128, fitness = query accuracy.",
+        "CMA-ES (paper §4.4) in the calibration prototype's setting: hidden (512,), K=2,"
+        " 14x14 MNIST, per-layer normalisation on both passes, no fan-in scaling or"
+        " stabiliser; from the prototype's delta genome, CMA-ES (population 80, sigma 0.3)"
+        " searches the 20 rule values (shared by both layers) and the normalisation per layer,"
+        " every candidate from its own synapse init; fitness = accuracy on 20 held-out"
+        " batches of 128 after 15 steps of 128.",
         RunConfig(
             preset="cma-mnist14",
-            network=dataclasses.replace(PAPER_NETWORK, hidden=(512,)),
+            method="cma",
+            genome_init="calibration_delta",
+            network=NetworkConfig(
+                hidden=(512,),
+                num_states=2,
+                neuron_norm="both",
+                symmetric_synapses=True,
+                hebbian_reduce="mean",
+                per_layer_genome=True,
+            ),
             tasks=TaskConfig(
                 train=("mnist?resolution=14",),
                 validate=("mnist?split=val&resolution=14",),
                 evaluate=("mnist?split=test&resolution=14",),
             ),
-            method="cma",
             objective=ObjectiveConfig(
                 num_steps=15, batch_size=128, num_query_batches=20, num_tasks=1
             ),
-            evolution=EvolutionSettings(generations=100, cma=CMAConfig(popsize=80, sigma0=0.3)),
+            evolution=EvolutionSettings(
+                generations=100,
+                cma=CMAConfig(
+                    popsize=80,
+                    sigma0=0.3,
+                    search_fields=RULE_FIELDS + STATE_FIELDS,
+                    shared_fields=RULE_FIELDS,
+                    fresh_init=True,
+                    chunk_size=8,
+                ),
+            ),
             log_every=1,
             validate_every=10,
             validate_tasks=2,
