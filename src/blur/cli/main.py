@@ -9,6 +9,8 @@ COMMANDS = {
     "meta-train": ("blur.cli.train", "main_meta_train", "gradient meta-training (preset toy2d)"),
     "evolve": ("blur.cli.train", "main_evolve", "CMA-ES meta-training (preset cma-mnist14)"),
     "evaluate": ("blur.cli.evaluate", "main", "a genome vs tuned SGD/Adam on task families"),
+    "compare": ("blur.cli.compare", "main", "several genomes vs the best tuned baseline"),
+    "genomes": ("blur.cli.genomes", "main", "the shipped pretrained genomes and their cards"),
     "plot": ("blur.cli.plot", "main", "PNG plots of a run folder"),
     "bench": ("blur.cli.bench", "main", "speed benchmarks (ratios to SGD, same process)"),
     "data": ("blur.cli.data", "main", "fetch / import / list data sets"),
