@@ -21,8 +21,14 @@ from blur.experiments.config import PAPER_NETWORK
 # Small, fast settings: the shipped mnist-k4 rule (per-layer, 3 synapse layers) on (64, 32).
 FAST = {"hidden": (64, 32), "steps": 30, "batch_size": 64}
 
-# Checks that are skipped, with the reason (none so far; listed here if one has to be).
-EXPECTED_FAILED_CHECKS: dict[str, str] = {}
+# Checks expected to fail, with the reason. check_classifiers_train asks for > 83% training
+# accuracy on 2-feature, 3-blob data: the mnist-k4 rule (meta-trained on 100-784 pixel inputs)
+# does not learn 2-D inputs. Measured (make_blobs(300, random_state=0), standardised, 2-D):
+# 30.0% with hidden (64, 32) and 30 steps, 70.7% with its own (256, 128), 7.3% with (64, 32)
+# and 100 steps. Every other check passes.
+EXPECTED_FAILED_CHECKS: dict[str, str] = {
+    "check_classifiers_train": "mnist-k4 does not learn 2-feature blobs (30% after 30 steps)",
+}
 
 
 def test_import_blur_stays_light():

@@ -280,4 +280,5 @@ class BlurClassifier(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         """The label with the largest output: [n_samples]."""
-        return self.classes_[np.argmax(self._logits(X), axis=1)]
+        logits = self._logits(X)  # checks fitted and X first
+        return self.classes_[np.argmax(logits, axis=1)]
