@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     sub, rest = argv[0], argv[1:]
     if sub == "list":
         for name in genomes.available():
-            print(f"{name:<14} {genomes.card(name)['summary'].split('.')[0]}")
+            print(f"{name:<14} {genomes.card(name)['summary'].split('. ')[0]}")
         return 0
     if sub == "show":
         if len(rest) != 1:
