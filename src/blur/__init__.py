@@ -29,3 +29,19 @@ from blur.tasks.base import Batch as Batch
 from blur.tasks.base import Episode as Episode
 
 __version__ = "0.1.0"
+
+_LAZY = {"BlurClassifier": ("blur.estimator", "BlurClassifier")}
+_LAZY_MODULES = ("genomes",)
+
+
+def __getattr__(name: str) -> object:
+    """``blur.BlurClassifier`` and ``blur.genomes`` are imported on first use, so that
+    ``import blur`` does not pull in scikit-learn."""
+    import importlib
+
+    if name in _LAZY:
+        module, attr = _LAZY[name]
+        return getattr(importlib.import_module(module), attr)
+    if name in _LAZY_MODULES:
+        return importlib.import_module(f"blur.{name}")
+    raise AttributeError(f"module 'blur' has no attribute {name!r}")

@@ -10,6 +10,8 @@ COMMANDS = {
     "evolve": ("blur.cli.train", "main_evolve", "CMA-ES meta-training (preset cma-mnist14)"),
     "sweep": ("blur.cli.sweep", "main", "Optuna search over config fields, one run per trial"),
     "evaluate": ("blur.cli.evaluate", "main", "a genome vs tuned SGD/Adam on task families"),
+    "compare": ("blur.cli.compare", "main", "several genomes vs the best tuned baseline"),
+    "genomes": ("blur.cli.genomes", "main", "the shipped pretrained genomes and their cards"),
     "plot": ("blur.cli.plot", "main", "PNG plots of a run folder"),
     "bench": ("blur.cli.bench", "main", "speed benchmarks (ratios to SGD, same process)"),
     "data": ("blur.cli.data", "main", "fetch / import / list data sets"),
