@@ -24,7 +24,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from blur import BlurClassifier
-    from blur.tasks.datasets import load_dataset
+    from blur.data import load_dataset
 
     data = load_dataset("mnist")
     x, y = data.split("train")

@@ -48,7 +48,7 @@ def curves() -> dict[tuple[str, float], np.ndarray]:
     from conftest import _require
 
     root = _require("mnist")
-    from blur.tasks.datasets import load_dataset
+    from blur.data import load_dataset
 
     data = load_dataset("mnist", root)
     x_train, y_train = data.split("train")
