@@ -9,14 +9,16 @@ cd "$(dirname "$0")/.."
 BLUR=${BLUR:-"env PYTHONPATH=$PWD/src ${PYTHON:-python} -m blur.cli.main"}
 EVAL=(--seed 0 --evaluation.num-tasks 10 --evaluation.batch-size 128
       --evaluation.query-size 1000 --evaluation.report-steps 10 25 50)
+EVAL_CMA=(--seed 0 --evaluation.num-tasks 10 --evaluation.batch-size 128
+          --evaluation.query-size 1000 --evaluation.report-steps 10 15 25 50 75)
 NAMES=("$@")
 
 if [[ ${#NAMES[@]} -eq 0 || " ${NAMES[*]} " == *" toy2d-k2 "* ]]; then
   $BLUR genomes card toy2d-k2 results/toy2d-preset/genome.json \
     --tasks centered_circle small_centered_circle pie blob5 cross triangle \
-    --summary "K=2 rule with shared (not per-layer) genome, meta-trained by gradient descent on the paper's 2-D tasks (xor, and, two moons); hidden (20,). Evaluated on the held-out 2-D group." \
-    --made-with "blur meta-train --preset toy2d --run-dir /tmp/ship/toy2d" \
-    --machine "the shared 2-core CPU work machine (jax 0.10.2), beside other agents' jobs" \
+    --summary "Per-layer K=2 rule meta-trained by gradient descent on the paper's 2-D tasks (xor, and, two moons); hidden (20,), softmax-error feedback, linear backward pass, unit-norm incoming weights. Evaluated on the held-out 2-D group." \
+    --made-with ".venv/bin/blur meta-train --run-dir /tmp/mainjob/seed0 (the main job, preset toy2d, seed 0; results/toy2d-preset)" \
+    --machine "the 2-core CPU work machine (jax 0.10.2), beside one other job" \
     "${EVAL[@]}"
 fi
 if [[ ${#NAMES[@]} -eq 0 || " ${NAMES[*]} " == *" mnist-k4 "* ]]; then
@@ -28,10 +30,12 @@ if [[ ${#NAMES[@]} -eq 0 || " ${NAMES[*]} " == *" mnist-k4 "* ]]; then
     "${EVAL[@]}"
 fi
 if [[ ${#NAMES[@]} -eq 0 || " ${NAMES[*]} " == *" cma-mnist-k2 "* ]]; then
-  $BLUR genomes card cma-mnist-k2 results/cma-mnist14-100gen/genome.json \
+  $BLUR genomes card cma-mnist-k2 results/cma-mnist14-proto-gen100/genome.json \
     --tasks "mnist?split=test&resolution=14" \
-    --summary "Shared K=2 rule found by CMA-ES (paper 4.4: population 80, 100 generations, fitness = query accuracy after 15 steps) on 14x14 MNIST; hidden (512,), forward neuron normalisation over the batch. Evaluated on 14x14 MNIST test images." \
-    --made-with "blur evolve --preset cma-mnist14 (100 generations, population 80; results/cma-mnist14-100gen)" \
-    --machine "one NVIDIA H100 80GB (lent GPU), jax 0.11.2" \
-    "${EVAL[@]}"
+    --summary "Per-layer K=2 rule found by CMA-ES (paper 4.4: population 80, sigma 0.3, 100 generations, fitness = query accuracy after 15 steps) on 14x14 MNIST in the calibration prototype's setting (the cma-mnist14 preset): hidden (512,), neuron normalisation over the batch on both passes. Evaluated on 14x14 MNIST test images." \
+    --made-with "PYTHONPATH=src python results/cma-parity/run_cma.py results/cma-parity/proto-fresh-s0 --chunk 8 (the CMA mean at generation 100; killed at 60 and resumed; see results/cma-parity/README.md)" \
+    --machine "the 2-core CPU work machine (jax 0.10.2), shared with other jobs" \
+    --wall-time-s 4040 --wall-time-note "sum of the per-generation seconds in results/cma-parity/proto-fresh-s0/log.jsonl (generations 0-59 under heavy load from other jobs)" \
+    --meta-trained-on "mnist?resolution=14" \
+    "${EVAL_CMA[@]}"
 fi
