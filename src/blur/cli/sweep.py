@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tyro
 
-from blur.experiments.config import PRESETS, RunConfig, config_from_json, get_preset
+from blur.experiments.config import PRESETS, RunConfig, get_preset
 
 PROG = "blur sweep"
 
@@ -83,21 +83,9 @@ def _space_entries(specs: list[str]) -> dict[str, object]:
 
 
 def _base_config(known: argparse.Namespace, rest: list[str]) -> RunConfig:
-    if known.preset and known.config:
-        raise SystemExit(f"{PROG}: give --preset or --config, not both")
-    if known.config is not None:
-        try:
-            default = config_from_json(known.config.read_text("utf-8"))
-        except FileNotFoundError:
-            raise SystemExit(f"{PROG}: --config {known.config}: no such file") from None
-        except (ValueError, TypeError) as e:
-            raise SystemExit(f"{PROG}: --config {known.config} is not a valid run config: "
-                             f"{e}") from None
-    else:
-        try:
-            default = get_preset(known.preset or "toy2d")
-        except ValueError as e:
-            raise SystemExit(f"{PROG}: {e}") from None
+    from blur.cli.train import base_config
+
+    default = base_config(PROG, known.preset, known.config, "toy2d")
     if known.method:
         default = dataclasses.replace(default, method=known.method)
     if any(a == "--run-dir" or a.startswith("--run-dir=") for a in rest):

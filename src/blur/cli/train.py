@@ -33,24 +33,7 @@ def _parse(argv: list[str], prog: str, default_preset: str, method: str) -> tupl
             raise SystemExit(f"{prog}: {known.resume} is a {config.method} run; resume it with "
                              f"`{other} --resume {known.resume}`")
         return config, True
-    if known.preset and known.config:
-        raise SystemExit(f"{prog}: give --preset or --config, not both")
-    if known.config is not None:
-        from blur.experiments.config import config_from_json
-
-        try:
-            default = config_from_json(known.config.read_text("utf-8"))
-        except FileNotFoundError:
-            raise SystemExit(f"{prog}: --config {known.config}: no such file") from None
-        except (ValueError, TypeError) as e:
-            raise SystemExit(f"{prog}: --config {known.config} is not a valid run config: "
-                             f"{e}") from None
-        default = dataclasses.replace(default, run_dir=None)
-    else:
-        try:
-            default = get_preset(known.preset or default_preset)
-        except ValueError as e:
-            raise SystemExit(f"{prog}: {e}") from None
+    default = base_config(prog, known.preset, known.config, default_preset)
     default = dataclasses.replace(default, method=method)
     presets = "\n".join(f"  {n}: {d}" for n, (d, _) in PRESETS.items())
     config = tyro.cli(
@@ -66,6 +49,28 @@ def _parse(argv: list[str], prog: str, default_preset: str, method: str) -> tupl
         raise SystemExit(f"{prog}: --method {config.method} does not fit {prog}; use "
                          f"`blur {'evolve' if config.method == 'cma' else 'meta-train'}`")
     return config, False
+
+
+def base_config(prog: str, preset: str | None, config: Path | None,
+                default_preset: str) -> RunConfig:
+    """The starting config: a preset (default ``default_preset``) or a config.json file
+    (``run_dir`` cleared). Bad names or files exit with a message naming the fix."""
+    if preset and config:
+        raise SystemExit(f"{prog}: give --preset or --config, not both")
+    if config is not None:
+        from blur.experiments.config import config_from_json
+
+        try:
+            loaded = config_from_json(config.read_text("utf-8"))
+        except FileNotFoundError:
+            raise SystemExit(f"{prog}: --config {config}: no such file") from None
+        except (ValueError, TypeError) as e:
+            raise SystemExit(f"{prog}: --config {config} is not a valid run config: {e}") from None
+        return dataclasses.replace(loaded, run_dir=None)
+    try:
+        return get_preset(preset or default_preset)
+    except ValueError as e:
+        raise SystemExit(f"{prog}: {e}") from None
 
 
 def _setup_logging() -> None:
