@@ -3,9 +3,9 @@
 A fresh BLUR network (widths: the data's features, the genome's hidden widths, the number of
 classes) is trained by the genome's own update rule (paper §3, eqs. 5-8): ``steps`` inner
 steps, each on a minibatch of ``batch_size`` examples drawn with replacement by an explicit
-PRNG key. The whole loop is one jitted ``lax.scan`` over :func:`blur.step`. Predictions are
-the network's forward pass (output state 0, :func:`blur.predict`); probabilities are its
-softmax.
+PRNG key. The whole loop is one jitted ``lax.scan`` of the BLUR step (:func:`blur.step`).
+Predictions are the network's forward pass (output state 0, :func:`blur.predict`);
+probabilities are its softmax.
 
 >>> from sklearn.datasets import load_digits
 >>> from blur import BlurClassifier
@@ -29,9 +29,17 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from blur.genome import Genome
+from blur.inner import cf_step
 from blur.inner import predict as blur_predict
-from blur.inner import step as blur_step
-from blur.network import NetworkConfig, NetworkSpec, NetworkState, init_state
+from blur.network import (
+    ChannelFirstState,
+    NetworkConfig,
+    NetworkSpec,
+    NetworkState,
+    from_channel_first,
+    init_state,
+    to_channel_first,
+)
 from blur.tasks.base import Batch
 
 DEFAULT_GENOME = "mnist-k4"
@@ -56,12 +64,13 @@ def _train(
     """
     idx = jax.random.randint(key, (steps, batch_size), 0, n)  # [T, B], with replacement
 
-    def body(s: NetworkState, rows: jax.Array) -> tuple[NetworkState, None]:
-        s, _ = blur_step(genome, spec, s, Batch(x=x[rows], y=y[rows]))
+    def body(s: ChannelFirstState, rows: jax.Array) -> tuple[ChannelFirstState, None]:
+        s, _ = cf_step(genome, spec, s, Batch(x=x[rows], y=y[rows]))
         return s, None
 
-    state, _ = jax.lax.scan(body, state, idx)
-    return state
+    # the scan runs on the rules' channel-first layout, as blur.unroll's does (one conversion)
+    final, _ = jax.lax.scan(body, to_channel_first(spec, state), idx)
+    return from_channel_first(spec, final, state)
 
 
 @partial(jax.jit, static_argnames=("spec",))
