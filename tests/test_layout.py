@@ -1,8 +1,9 @@
 """The package layout shows the data flow: no module imports one downstream of it.
 
 Order (upstream first): data -> tasks -> genome/network/rules/inner -> outer -> baselines ->
-io -> experiments (and bench, which times the presets' meta-steps) -> cli. Checked on the import statements of every module (static), and by
-importing every module in that order in a fresh interpreter (no cycle can hide there).
+io -> experiments (and bench, which times the presets' meta-steps) -> cli. Checked on the
+import statements of every module (static), and by importing every module in that order in a
+fresh interpreter (no cycle can hide there).
 """
 
 from __future__ import annotations
