@@ -8,9 +8,9 @@ from pathlib import Path
 
 import jax
 import numpy as np
+from blur.experiments.evaluate import evaluate_family
 
 from blur.experiments.config import build_family, config_from_json
-from blur.experiments.evaluate import evaluate_family
 from blur.io.genome_file import load_genome
 
 HERE = Path(__file__).parent

@@ -1,9 +1,16 @@
 """Score initial genomes (no meta-training) on the held-out toy group at steps 10/25/50."""
-import sys, itertools, time, dataclasses
-import jax, jax.numpy as jnp, numpy as np
-from blur.experiments.config import get_preset, build_family, NetworkConfig
+import dataclasses
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from blur.experiments.evaluate import blur_curve, sample_eval_episodes
+
 from blur.experiments import runs
-from blur.experiments.evaluate import sample_eval_episodes, blur_curve
+from blur.experiments.config import build_family, get_preset
+
 
 def score(config, seed=0, num_tasks=16):
     fams = [build_family(t) for t in config.tasks.validate]

@@ -1,11 +1,18 @@
 """Same-process, interleaved timing of one meta-step (R=4, T=10/20): today's toy2d vs the new settings."""
-import sys, time, dataclasses
+import dataclasses
+import sys
+import time
+
 sys.path.insert(0, __import__("os").path.dirname(__file__))
-import jax, jax.numpy as jnp, numpy as np
+import jax
+import jax.numpy as jnp
+import numpy as np
 from initscan import cfg
-from blur.experiments.config import build_train_family
+
 from blur.experiments import runs
+from blur.experiments.config import build_train_family
 from blur.outer import gradient
+
 
 def setup(c):
     fam = build_train_family(c.tasks); spec = c.network.spec_for(fam)

@@ -1,4 +1,8 @@
-import json, sys, numpy as np
+import json
+import sys
+
+import numpy as np
+
 runs = sys.argv[1:]
 rows = []
 for r in runs:
