@@ -273,26 +273,32 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def to_json(results: Sequence[FamilyEvaluation], report_steps: Sequence[int]) -> dict[str, Any]:
-    """Everything needed to redraw the table and the curves (means per step, per-task data)."""
+def to_json(
+    results: Sequence[FamilyEvaluation],
+    report_steps: Sequence[int],
+    rows: Sequence[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """Everything needed to redraw the table and the curves (means per step, per-task data).
+
+    ``rows``: the :func:`summarize` rows when the caller has them already.
+    """
+    last = max(report_steps)
+
+    def baseline(b: BaselineCurves) -> dict[str, Any]:
+        oracle, oracle_lr = b.oracle()
+        fixed, fixed_lr = b.fixed(last)
+        return {"lrs": b.lrs.tolist(), "oracle": oracle.tolist(), "oracle_lr": oracle_lr.tolist(),
+                "fixed": fixed.tolist(), "fixed_lr": fixed_lr}
+
     return {
         "report_steps": list(report_steps),
         "confidence": CONFIDENCE,
-        "rows": summarize(results, report_steps),
+        "rows": list(rows) if rows is not None else summarize(results, report_steps),
         "families": [
             {
                 "family": r.family,
                 "genomes": {k: v.tolist() for k, v in r.genomes.items()},
-                "baselines": {
-                    k: {
-                        "lrs": b.lrs.tolist(),
-                        "oracle": b.oracle()[0].tolist(),
-                        "oracle_lr": b.oracle()[1].tolist(),
-                        "fixed": b.fixed(max(report_steps))[0].tolist(),
-                        "fixed_lr": b.fixed(max(report_steps))[1],
-                    }
-                    for k, b in r.baselines.items()
-                },
+                "baselines": {k: baseline(b) for k, b in r.baselines.items()},
             }
             for r in results
         ],
@@ -331,7 +337,7 @@ def evaluate_report(
         baselines=tuple(settings.baselines if baselines is None else baselines),
     )
     rows = summarize(results, settings.report_steps)
-    return Report(results, rows, format_table(rows), to_json(results, settings.report_steps))
+    return Report(results, rows, format_table(rows), to_json(results, settings.report_steps, rows))
 
 
 def contender_from_file(

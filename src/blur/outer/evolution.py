@@ -321,8 +321,6 @@ class EvolutionTrainer:
     def __post_init__(self) -> None:
         # cma.search_fields / shared_fields choose what is searched; the rest stays at genome
         self.x0, self.unravel = search_space(self.genome, self.cma)
-        self._diverged = 0
-        self._scored = 0
 
     def init(self) -> CMAES:
         return CMAES(self.x0, self.cma)
@@ -341,8 +339,6 @@ class EvolutionTrainer:
         fitness = fitness_from_aux(aux, self.fitness)
         state.tell(X, -fitness)  # pycma minimises: tell minus the fitness to maximise
         bad = int(np.sum(~np.isfinite(fitness)))
-        self._diverged += bad
-        self._scored += len(fitness)
         finite = fitness[np.isfinite(fitness)]
         record = {
             "fitness_best": float(finite.max()) if finite.size else None,
@@ -366,8 +362,7 @@ class EvolutionTrainer:
         return list(state.history), {
             "popsizes": [len(h) for h in state.history],
             "mean": state.mean.tolist(),
-            "diverged": self._diverged,
-            "scored": self._scored,
+            **self._counts(state),
         }
 
     def checkpoint_template(self, meta: dict[str, Any]) -> Any:
@@ -380,10 +375,14 @@ class EvolutionTrainer:
                 "replaying the checkpoint's fitness history did not reproduce the saved CMA-ES "
                 "mean (was it written by another pycma version or configuration?)"
             )
-        self._diverged = int(meta.get("diverged", 0))
-        self._scored = int(meta.get("scored", 0))
         return es
 
+    @staticmethod
+    def _counts(state: CMAES) -> dict[str, int]:
+        """Candidates scored and diverged so far, read off the told history (a diverged
+        candidate is told ``WORST``), so nothing beside the CMA-ES state needs saving."""
+        return {"diverged": int(sum(np.sum(h == WORST) for h in state.history)),
+                "scored": int(sum(len(h) for h in state.history))}
+
     def summary(self, state: CMAES) -> dict[str, Any]:
-        return {"diverged": self._diverged, "scored": self._scored,
-                "restarts": state.restart_count}
+        return {**self._counts(state), "restarts": state.restart_count}

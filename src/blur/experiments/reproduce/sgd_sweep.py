@@ -190,12 +190,13 @@ def run(
         md_rows.append(cells)
     lrs_text = "; ".join(f"{opt}: {base[opt][0].min():.3g} .. {base[opt][0].max():.3g} "
                          f"({base[opt][0].size} rates)" for opt in OPTIMIZERS)
+    evaluation = to_json(results, steps)
     markdown = (
         f"Query accuracy (%), mean over {g.shape[0]} tasks ({len(families)} families x "
         f"{sizes.num_tasks}), batch {sizes.batch_size}, {sizes.query_size} query examples; "
         f"rates {lrs_text}.\n\n" + markdown_table(head, md_rows)
         + "\n\nPer family, with the paired difference to the oracle-tuned rate (95% CI):\n\n```\n"
-        + format_table(to_json(results, steps)["rows"]) + "\n```"
+        + format_table(evaluation["rows"]) + "\n```"
     )
     table = {
         "genome": contender.name,
@@ -203,7 +204,7 @@ def run(
         "scale": dataclasses.asdict(sizes) | {"tasks": list(families)},
         "lrs": {opt: base[opt][0].tolist() for opt in OPTIMIZERS},
         "rows": rows,
-        "evaluation": to_json(results, steps),
+        "evaluation": evaluation,
     }
     options = {"genome": str(genome) if genome is not None else None,
                "tasks": list(families), "num_tasks": sizes.num_tasks,
