@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -21,7 +22,7 @@ from blur.data import (
 from blur.data.omniglot import is_val_character
 from blur.data.store import write_npz_atomic
 from blur.experiments.config import build_family
-from blur.tasks import get_family
+from blur.tasks import get_family, sample_episode
 
 
 def index_images(n: int, offset: int = 0) -> np.ndarray:
@@ -120,6 +121,31 @@ def test_families_on_train_and_val_never_share_an_image(indexed_mnist):
     nway = get_family("mnist_nway", split="val", num_ways=3)
     assert "val:100,seed=0" in nway.name
     assert np.isin(image_ids(nway.images), val_idx).all()
+
+
+def test_query_split_scores_the_whole_test_split_once(indexed_mnist):
+    """``query_split=test``: support from the whole training split (minus val), the query
+    from the whole test file without replacement, so a query of its size is every test image
+    once (the "full test set" protocol of issue 10's targets)."""
+    train_idx, _ = val_carve_out(indexed_mnist.size)
+    fam = build_family("mnist?split=train&query_split=test")
+    np.testing.assert_array_equal(image_ids(fam.support_images), train_idx)
+    np.testing.assert_array_equal(image_ids(fam.query_images), np.arange(600, 660))
+    assert fam.name == "mnist[train-val:100,seed=0|query=test]"
+    ep = sample_episode(fam, jax.random.key(3), 2, 8, 3, 20)  # 60 queries = the test file
+    q = pixel_ids(ep.query.x)
+    np.testing.assert_array_equal(np.sort(q), np.arange(600, 660))  # each exactly once
+    np.testing.assert_array_equal(np.asarray(ep.query.y).ravel(), (q - 600) % 10)
+    assert np.isin(pixel_ids(ep.support.x), train_idx).all()
+    # Another task draws another order of the same images.
+    q2 = pixel_ids(sample_episode(fam, jax.random.key(4), 2, 8, 3, 20).query.x)
+    assert not np.array_equal(q, q2) and np.array_equal(np.sort(q2), np.sort(q))
+    # Classes select on both pools.
+    sub = get_family("mnist:0-4", query_split="test")
+    assert set(np.asarray(sub.query_labels).tolist()) == set(range(5))
+    assert image_ids(sub.query_images).size == 30
+    with pytest.raises(ValueError, match="query_split='test' equals split"):
+        get_family("mnist", split="test", query_split="test")
 
 
 def test_digits_val_split_is_always_available():

@@ -10,7 +10,10 @@ Support/query separation:
 * :class:`ImageClassification` built on a split (``train`` by default) holds out a fixed,
   seeded random fraction of that split (``holdout_fraction``, default 1/6) as the query pool.
   Support batches are drawn only from the rest and query batches only from the held-out
-  part, in every episode, so queries are never trained on.
+  part, in every episode, so queries are never trained on. With ``query_split`` (e.g.
+  ``mnist?split=train&query_split=test``) the support pool is the whole ``split`` and the query
+  pool the whole other split, drawn without replacement: a query of 10,000 scores every MNIST
+  test image once.
 
 Splits (:class:`blur.data.ImageData`): ``train`` is the training file minus the ``val``
 carve-out (a fixed, seeded sixth of it: 10,000 of MNIST's 60,000), ``val`` is that carve-out,
@@ -135,6 +138,7 @@ class ImageClassification:
       permute: Per-task pixel permutation.
       rotate: Per-task rotation range in degrees (0: off).
       shuffle_labels: Per-task label permutation.
+      query_whole: Query draws without replacement (a separate query set, ``query_split``).
     """
 
     support_images: jax.Array
@@ -151,6 +155,7 @@ class ImageClassification:
     permute: bool = static_field(default=False)
     rotate: float = static_field(default=0.0)
     shuffle_labels: bool = static_field(default=False)
+    query_whole: bool = static_field(default=False)
 
     @classmethod
     def from_arrays(
@@ -169,6 +174,8 @@ class ImageClassification:
         holdout_fraction: float = 1.0 / 6.0,
         max_value: float = 255.0,
         seed: int = 0,
+        query_images: np.ndarray | None = None,
+        query_labels: np.ndarray | None = None,
     ) -> ImageClassification:
         """Build from host arrays.
 
@@ -188,6 +195,10 @@ class ImageClassification:
           holdout_fraction: Fraction of the examples held out as the query pool.
           max_value: Largest pixel value.
           seed: Seed of the fixed support/query split.
+          query_images, query_labels: A separate query set (e.g. a whole test split): then
+            every support image is a support image, nothing is held out, and the query draws
+            are without replacement (``query_whole``), so a query of the set's size scores
+            each of its images exactly once.
 
         Returns:
           The family (arrays moved to the default device).
@@ -203,14 +214,27 @@ class ImageClassification:
         else:
             n_classes = int(num_classes if num_classes is not None else y.max() + 1)
         x = images[idx]
-        s_idx, q_idx = tf.holdout_split(x.shape[0], holdout_fraction, seed)
-        mean, std = pixel_stats(x[s_idx], max_value, resolution) if standardize else (0.0, 1.0)
+        if (query_images is None) != (query_labels is None):
+            raise ValueError("query_images and query_labels must be given together")
+        if query_images is None:
+            s_idx, q_idx = tf.holdout_split(x.shape[0], holdout_fraction, seed)
+            xs, ys, xq, yq = x[s_idx], y[s_idx], x[q_idx], y[q_idx]
+        else:
+            q_images = np.asarray(query_images)
+            if q_images.shape[1:] != images.shape[1:]:
+                raise ValueError(
+                    f"query images have shape {q_images.shape[1:]} but the support images "
+                    f"{images.shape[1:]}; both must come from the same data set"
+                )
+            q_sel, yq = tf.select_classes(np.asarray(query_labels), class_ids)
+            xs, ys, xq = x, y, q_images[q_sel]
+        mean, std = pixel_stats(xs, max_value, resolution) if standardize else (0.0, 1.0)
         side = tf.output_side(images.shape[1], resolution)
         return cls(
-            support_images=jnp.asarray(x[s_idx]),
-            support_labels=jnp.asarray(y[s_idx]),
-            query_images=jnp.asarray(x[q_idx]),
-            query_labels=jnp.asarray(y[q_idx]),
+            support_images=jnp.asarray(xs),
+            support_labels=jnp.asarray(ys),
+            query_images=jnp.asarray(xq),
+            query_labels=jnp.asarray(yq),
             name=name,
             num_inputs=side * side,
             num_classes=n_classes,
@@ -221,6 +245,7 @@ class ImageClassification:
             permute=permute,
             rotate=float(rotate),
             shuffle_labels=shuffle_labels,
+            query_whole=query_images is not None,
         )
 
     @classmethod
@@ -237,6 +262,7 @@ class ImageClassification:
         shuffle_labels: bool = False,
         holdout_fraction: float = 1.0 / 6.0,
         seed: int = 0,
+        query_split: str | None = None,
         root: str | os.PathLike[str] | None = None,
         name: str | None = None,
     ) -> ImageClassification:
@@ -244,13 +270,26 @@ class ImageClassification:
         :meth:`from_arrays`. ``split`` is ``train`` (the training file minus ``val``),
         ``val``, ``test`` or ``train_full`` (module docstring).
 
+        With ``query_split`` (e.g. ``"test"``) support batches come from the whole ``split``
+        and query batches from the whole ``query_split``, without replacement: the usual
+        "train on the training set, score the full test set" protocol
+        (``mnist?split=train&query_split=test``; a query of 10,000 is MNIST's whole test set).
+
         Raises:
           DataNotFoundError: If the data set is not imported (the message gives the command).
         """
         data = load_dataset(dataset, root)
         images, labels = data.split(split)
+        q_images, q_labels = data.split(query_split) if query_split is not None else (None, None)
+        if query_split is not None and query_split == split:
+            raise ValueError(
+                f"query_split={query_split!r} equals split: support and query would share "
+                "images; leave query_split out to hold out a query pool of the split instead"
+            )
         if name is None:
             label = data.split_label(split)
+            if query_split is not None:
+                label += f"|query={data.split_label(query_split)}"
             name = _family_name(data.name, label, classes, resolution, permute, rotate)
         return cls.from_arrays(
             images,
@@ -266,6 +305,8 @@ class ImageClassification:
             holdout_fraction=holdout_fraction,
             max_value=data.max_value,
             seed=seed,
+            query_images=q_images,
+            query_labels=q_labels,
         )
 
     def _draw(
@@ -277,8 +318,13 @@ class ImageClassification:
         angle: jax.Array | None,
         perm: jax.Array | None,
         label_perm: jax.Array | None,
+        whole: bool = False,
     ) -> tuple[jax.Array, jax.Array]:
-        idx = jax.random.randint(key, (n,), 0, images.shape[0])
+        if whole:  # without replacement: a shuffled pass over the pool, repeated if n > N
+            order = jax.random.permutation(key, images.shape[0])
+            idx = order[jnp.arange(n) % images.shape[0]]
+        else:
+            idx = jax.random.randint(key, (n,), 0, images.shape[0])
         x = _prepare(
             images[idx],
             max_value=self.max_value,
@@ -319,7 +365,14 @@ class ImageClassification:
             k_s, self.support_images, self.support_labels, T * B, angle, perm, label_perm
         )
         xq, yq = self._draw(
-            k_q, self.query_images, self.query_labels, Q * Bq, angle, perm, label_perm
+            k_q,
+            self.query_images,
+            self.query_labels,
+            Q * Bq,
+            angle,
+            perm,
+            label_perm,
+            whole=self.query_whole,
         )
         return split_flat(jnp.concatenate([xs, xq]), jnp.concatenate([ys, yq]), T, B, Q, Bq)
 
