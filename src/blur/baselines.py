@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import partial
+from typing import Literal
 
 import jax
 import jax.numpy as jnp
@@ -49,19 +50,36 @@ def baseline_optimizer(
     raise ValueError(f"unknown baseline optimizer {name!r}; choose one of {list(OPTIMIZERS)}")
 
 
-def init_mlp(key: jax.Array, sizes: Sequence[int]) -> list[tuple[jax.Array, jax.Array]]:
-    """He-uniform weights [n_in, n_out] and zero biases for layer sizes (n_0, ..., n_L)."""
+MLPInit = Literal["he_uniform", "he_lecun_normal"]
+MLP_INITS: tuple[str, ...] = ("he_uniform", "he_lecun_normal")
+
+
+def init_mlp(
+    key: jax.Array, sizes: Sequence[int], init: MLPInit = "he_uniform"
+) -> list[tuple[jax.Array, jax.Array]]:
+    """Weights [n_in, n_out] and zero biases for layer sizes (n_0, ..., n_L).
+
+    ``init``: ``he_uniform`` (U(±sqrt(6 / n_in)) in every layer, the BLUR network's
+    distribution at ``init_scale = sqrt(6)`` with fan-in scaling) or ``he_lecun_normal``
+    (``../shared/research/baselines.md``'s protocol: truncated-normal He weights, variance
+    2 / n_in, in the hidden layers and LeCun weights, variance 1 / n_in, in the output layer).
+    """
+    if init not in MLP_INITS:
+        raise ValueError(f"unknown MLP init {init!r}; choose one of {list(MLP_INITS)}")
     params = []
-    for k, (n_in, n_out) in zip(
-        jax.random.split(key, len(sizes) - 1), zip(sizes[:-1], sizes[1:], strict=True), strict=True
+    pairs = list(zip(sizes[:-1], sizes[1:], strict=True))
+    for i, (k, (n_in, n_out)) in enumerate(
+        zip(jax.random.split(key, len(pairs)), pairs, strict=True)
     ):
-        limit = jnp.sqrt(6.0 / n_in)
-        params.append(
-            (
-                jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit),
-                jnp.zeros((n_out,), jnp.float32),
+        if init == "he_uniform":
+            limit = jnp.sqrt(6.0 / n_in)
+            w = jax.random.uniform(k, (n_in, n_out), jnp.float32, -limit, limit)
+        else:
+            scale = 1.0 if i == len(pairs) - 1 else 2.0
+            w = jax.nn.initializers.variance_scaling(scale, "fan_in", "truncated_normal")(
+                k, (n_in, n_out), jnp.float32
             )
-        )
+        params.append((w, jnp.zeros((n_out,), jnp.float32)))
     return params
 
 
@@ -81,7 +99,7 @@ def mlp_loss(params: list[tuple[jax.Array, jax.Array]], x: jax.Array, y: jax.Arr
     return -jnp.mean(jnp.take_along_axis(logp, y[:, None], axis=-1))
 
 
-@partial(jax.jit, static_argnames=("sizes", "optimizer"))
+@partial(jax.jit, static_argnames=("sizes", "optimizer", "init"))
 def accuracy_curve(
     key: jax.Array,
     support: Batch,
@@ -90,13 +108,15 @@ def accuracy_curve(
     *,
     sizes: tuple[int, ...],
     optimizer: str,
+    init: MLPInit = "he_uniform",
 ) -> jax.Array:
-    """Query accuracy after 0..T steps of ``optimizer`` on support x [T, B, n_0].
+    """Query accuracy after 0..T steps of ``optimizer`` on support x [T, B, n_0], from
+    :func:`init_mlp` (``init``) at ``key``.
 
     Returns:
       [T + 1] accuracies; entry t is after t steps.
     """
-    params = init_mlp(key, sizes)
+    params = init_mlp(key, sizes, init)
     opt = baseline_optimizer(optimizer, learning_rate)
 
     def acc(p: list[tuple[jax.Array, jax.Array]]) -> jax.Array:
