@@ -90,4 +90,5 @@ def test_selection_never_sees_a_test_split(name):
     assert not [t for t in (*tasks.train, *tasks.validate) if "split=test" in t]
     if any("mnist" in t for t in tasks.train):
         assert all("split=val" in t for t in tasks.validate)
-        assert all("split=test" in t for t in tasks.evaluation_families())
+        # Reported on the whole test split: support from training images, query from test.
+        assert all("query_split=test" in t for t in tasks.evaluation_families())

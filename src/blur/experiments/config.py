@@ -31,8 +31,10 @@ class TaskConfig:
       validate: held-out families scored during the run; best-of-N selection and early
         stopping (and a sweep's objective) use them, so they must not be data that results
         are reported on (use ``split=val`` of an image set, never ``split=test``).
-      evaluate: the families of the final evaluation table, which no selection sees.
-        Empty: the validation families (fresh tasks), as for the 2-D toy group.
+      evaluate: the families of the final evaluation table, which no selection sees; for an
+        image set ``name?query_split=test`` (support batches from the training split, the
+        query drawn without replacement from the whole test split). Empty: the validation
+        families (fresh tasks), as for the 2-D toy group.
     """
 
     train: tuple[str, ...] = TOY2D_META_TRAIN
@@ -271,7 +273,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             tasks=TaskConfig(
                 train=("mnist?resolution=10", "mnist:0-4?resolution=10", "mnist:5-9?resolution=10"),
                 validate=("mnist?split=val",),
-                evaluate=("mnist?split=test", "fashion_mnist?split=test"),
+                evaluate=("mnist?query_split=test", "fashion_mnist?query_split=test"),
             ),
             objective=ObjectiveConfig(
                 batch_size=128, num_tasks=3, query_batch_size=256, score_steps=(10,)
@@ -313,7 +315,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             tasks=TaskConfig(
                 train=("mnist?resolution=14",),
                 validate=("mnist?split=val&resolution=14",),
-                evaluate=("mnist?split=test&resolution=14",),
+                evaluate=("mnist?query_split=test&resolution=14",),
             ),
             objective=ObjectiveConfig(
                 num_steps=15, batch_size=128, num_query_batches=20, num_tasks=1
