@@ -250,6 +250,14 @@ def test_stability_runs_end_to_end(tmp_path: Path):
     assert [c["step"] for c in table["rows"][0]["steps"]] == [2, 5, 6, 8]
     assert all(len(c) == 9 for c in table["groups"][0]["mean_curves"].values())
     assert run_config(out, "normalize")["network"]["synapse_stabiliser"] == ["normalize"]
+    check_png(out / "synapses.png")
+    assert json.loads((out / "run.json").read_text())["figures"] == ["stability.png",
+                                                                    "synapses.png"]
+    for name in ("oja", "normalize"):
+        amp = table["synapses"][name]
+        assert len(amp["rms"]) == len(amp["finite"]) == 8
+        assert all(0 <= f <= 1 for f in amp["finite"])
+        assert all(r is None or r > 0 for r in amp["rms"])
     rc, _, err = call(["reproduce", "stability", "--scale", "tiny", "--out",
                        str(tmp_path / "bad"), "--switch", "8"])
     assert rc == 2 and "switch=8 must be an inner step" in err

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import textwrap
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -348,13 +349,13 @@ def plot(groups: Sequence[Group], path: Path, title: str,
                     label=f"{b.upper()} (tuned per step)")
         for step, label in marks:
             ax.axvline(step, color="grey", ls="--", lw=1)
-            ax.text(step, 0.02, f" {label}", fontsize=7, color="grey")
+            ax.text(step, 0.97, f" {label}", fontsize=7, color="grey", va="top")
         ax.set_title(f"hidden {g.hidden}", fontsize=9)
         ax.set_xlabel("inner step")
         ax.set_ylim(0, 1)
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("query accuracy (mean over tasks)")
-    fig.suptitle(title, fontsize=10)
+    fig.suptitle(textwrap.fill(title, 60 * len(groups)), fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -366,8 +367,10 @@ def write_report(
     trained: dict[str, Trained], variants: Sequence[Variant], settings: EvalSettings,
     families: Sequence[str], title: str, options: dict[str, Any], command: str | None,
     marks: Sequence[tuple[int, str]] = (), extra: dict[str, Any] | None = None,
+    figures: Sequence[Path] = (),
 ) -> Outcome:
-    """Rows, ``EXPERIMENT.png``, ``table.md``, ``table.json`` and ``run.json`` of an ablation."""
+    """Rows, ``EXPERIMENT.png``, ``table.md``, ``table.json`` and ``run.json`` of an ablation
+    (``extra``: more entries of ``table.json``; ``figures``: more figures already written)."""
     steps = tuple(settings.report_steps)
     rows = report_rows(groups, trained, steps)
     figure = plot(groups, out / f"{experiment}.png", title, marks)
@@ -403,7 +406,8 @@ def write_report(
         } for g in groups],
         **(extra or {}),
     }
-    return finish(out, experiment, scale, seed, start, [figure], table, text, options, command)
+    return finish(out, experiment, scale, seed, start, [figure, *figures], table, text, options,
+                  command)
 
 
 def run_ablation(

@@ -18,6 +18,10 @@ permuted ones after more. Both are the one evaluation path (``evaluate`` with a 
 on the same tasks, once with the query's labels permuted and once without; the curves are
 joined at ``switch``.
 
+Beside the accuracy, ``synapses.png`` shows what Fig. 15 plots: the root-mean-square of the
+forward synapses after every step (``StepMetrics.synapse_norm``, log scale) and the fraction of
+inner runs still finite, on fresh tasks of the same families with the same label switch.
+
 Scales: ``small`` the toy2d preset, 800 steps, switch at 500; ``paper`` the mnist10 preset,
 800 steps, switch at 500; ``tiny`` 8 steps, switch at 5.
 """
@@ -27,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import jax
@@ -34,11 +39,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from blur.experiments.config import build_family
-from blur.experiments.evaluation import BaselineCurves, FamilyEvaluation
+from blur.experiments.evaluation import BaselineCurves, FamilyEvaluation, sample_tasks
 from blur.experiments.reproduce.ablation import (
     EVAL_KEY,
     Group,
     Probe,
+    Trained,
     Variant,
     base_config,
     evaluate_probes,
@@ -48,6 +54,9 @@ from blur.experiments.reproduce.ablation import (
     write_report,
 )
 from blur.experiments.reproduce.common import Outcome
+from blur.genome import Genome
+from blur.inner import unroll
+from blur.network import NetworkSpec, init_state
 from blur.tasks.base import Batch, Episode
 
 STABILISERS: dict[str, tuple[str, ...]] = {
@@ -123,6 +132,79 @@ def join(before: list[FamilyEvaluation], after: list[FamilyEvaluation], switch: 
     ]
 
 
+@partial(jax.jit, static_argnames=("spec",))
+def synapse_curves(genome: Genome, spec: NetworkSpec, support: Batch, keys: jax.Array
+                   ) -> tuple[jax.Array, jax.Array]:
+    """RMS of the forward synapses [N, T] after each step, and whether the run is finite [N, T].
+
+    Args:
+      support: x [N, T, B, n_0], y [N, T, B]; keys: [N] synapse-init keys.
+    """
+    def one(s: Batch, key: jax.Array) -> tuple[jax.Array, jax.Array]:
+        _, metrics = unroll(genome, spec, init_state(key, genome, spec, s.x.shape[1]), s)
+        return metrics.synapse_norm, metrics.finite
+
+    return jax.vmap(one)(support, keys)
+
+
+def synapse_amplitudes(trained: dict[str, Trained], families: list[str], num_tasks: int,
+                       num_steps: int, batch_size: int, switch: int, num_classes: int,
+                       key: jax.Array) -> dict[str, dict[str, list[float]]]:
+    """Per variant, over fresh tasks of all families with labels permuted from ``switch``:
+    the geometric mean over finite runs of the synapse RMS after each step, and the fraction
+    of runs still finite."""
+    transform = label_switch(switch, num_classes, permute_query=False)
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, t in trained.items():
+        norms, finite = [], []
+        for i, text in enumerate(families):
+            family = build_family(text)
+            k = jax.random.fold_in(key, i)
+            ep = transform(sample_tasks(family, k, num_tasks, num_steps, batch_size, 1),
+                           jax.random.fold_in(k, 2))
+            spec = t.variant.config.network.spec_for(family)
+            n, f = synapse_curves(t.genome, spec, ep.support,
+                                  jax.random.split(jax.random.fold_in(k, 1), num_tasks))
+            norms.append(np.asarray(n))
+            finite.append(np.asarray(f) & np.isfinite(np.asarray(n)))
+        norm, ok = np.concatenate(norms), np.concatenate(finite)
+        logs = np.where(ok, np.log(np.where(ok, norm, 1.0)), np.nan)
+        with np.errstate(invalid="ignore"):
+            counts = ok.sum(axis=0)
+            geo = np.where(counts > 0, np.exp(np.nansum(logs, axis=0) / np.maximum(counts, 1)),
+                           np.nan)
+        out[name] = {"rms": [float(x) if np.isfinite(x) else None for x in geo],
+                     "finite": ok.mean(axis=0).tolist()}
+    return out
+
+
+def plot_synapses(amplitudes: dict[str, dict[str, list[float | None]]], switch: int,
+                  path: Path) -> Path:
+    """Fig. 15's view: synapse RMS (log) and the fraction of finite runs against step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for name, a in amplitudes.items():
+        steps = np.arange(1, len(a["rms"]) + 1)
+        rms = np.array([np.nan if x is None else x for x in a["rms"]])
+        ax.semilogy(steps, rms, label=name)
+        bx.plot(steps, a["finite"], label=name)
+    for a in (ax, bx):
+        a.axvline(switch, color="grey", ls="--", lw=1)
+        a.set_xlabel("inner step")
+        a.legend(fontsize=7)
+    ax.set_title("synapse RMS (geometric mean over finite runs)", fontsize=9)
+    bx.set_title("fraction of inner runs still finite", fontsize=9)
+    bx.set_ylim(-0.02, 1.02)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def all_variants(scale: str, seed: int = 0, meta_steps: int | None = None,
                  num_runs: int | None = None) -> list[Variant]:
     """One variant per stabiliser setting of :data:`STABILISERS` on the scale's base."""
@@ -138,7 +220,8 @@ def run(
     switch: int | None = None, meta_steps: int | None = None, num_runs: int | None = None,
 ) -> Outcome:
     """Meta-train each stabiliser setting, evaluate it over a long run with the labels
-    randomised at ``switch``; writes ``stability.png``, ``table.md`` and ``table.json``.
+    randomised at ``switch``; writes ``stability.png``, ``synapses.png``, ``table.md`` and
+    ``table.json``.
 
     Args:
       variants: stabiliser settings to run (default all four).
@@ -175,6 +258,10 @@ def run(
     )
     groups = [Group(b.hidden, b.probes, join(b.results, a.results, at))
               for b, a in zip(before, after, strict=True)]
+    amplitudes = synapse_amplitudes(
+        trained, list(families), settings.num_tasks, steps_n, settings.batch_size, at,
+        num_classes, jax.random.fold_in(key, 99))
+    synapses = plot_synapses(amplitudes, at, out / "synapses.png")
     options = {"variants": [v.name for v in chosen], "num_steps": steps_n, "switch": at,
                "meta_steps": meta_steps, "num_runs": num_runs}
     return write_report(
@@ -183,5 +270,6 @@ def run(
         f"{at + 1} on (App. C.5-C.6, Figs. 15-16)", options, command,
         marks=[(at, "labels permuted")],
         extra={"num_steps": steps_n, "switch": at,
-               "meta_train_horizon": config.final_num_steps()},
+               "meta_train_horizon": config.final_num_steps(), "synapses": amplitudes},
+        figures=[synapses],
     )
