@@ -74,6 +74,28 @@ def test_base_config_scales_and_bad_overrides():
         base_config("huge")
 
 
+@pytest.mark.parametrize("scale", ["tiny", "small", "paper"])
+def test_every_variant_of_every_scale_builds_its_network_and_initial_genome(scale: str):
+    """Each run config is valid and its initialiser fits its network (e.g. a shared genome
+    with the per-layer-only delta init of error feedback would fail here, not after hours)."""
+    from blur.experiments.reproduce import depth_transfer, normalisation, variants
+    from blur.experiments.runs import initial_genome
+
+    built = [
+        *state_variants(scale), *normalisation.all_variants(scale),
+        *activations.make_variants(scale, activations.DEFAULT_PAIRS[scale],
+                                   activations.DEFAULT_STATES[scale]),
+        *depth_transfer.all_variants(scale), *variants.all_variants(scale),
+        *stability.all_variants(scale),
+    ]
+    for v in built:
+        net = v.config.network
+        spec = net.spec(2, 3)
+        spec.check_genome(initial_genome(v.config, net.num_layers, jax.random.PRNGKey(0)))
+    assert len({v.name for v in variants.all_variants(scale)}) == 8
+    assert all(not v.config.network.per_layer_genome for v in depth_transfer.all_variants(scale))
+
+
 def test_select_names_the_valid_variants():
     variants = state_variants("tiny")
     assert [v.name for v in select(variants, ["k8", "k2"])] == ["k8", "k2"]

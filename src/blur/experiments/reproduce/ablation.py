@@ -84,7 +84,8 @@ class Probe:
 
 @dataclasses.dataclass
 class Trained:
-    """A meta-trained variant: its selected genome and how it was selected."""
+    """A meta-trained variant: its selected genome, how it was selected, and the
+    meta-optimiser's counters (``skipped`` updates per run, ``dropped`` runs)."""
 
     variant: Variant
     genome: Genome
@@ -92,6 +93,7 @@ class Trained:
     best_step: int | None
     wall_s: float
     run_dir: Path | None
+    summary: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -210,7 +212,8 @@ def meta_train(variant: Variant, run_dir: Path) -> Trained:
             )
     result = loop.run(config, resume=resume, evaluate=False)
     score = result.best_score if np.isfinite(result.best_score) else None
-    return Trained(variant, result.genome, score, result.best_step, result.wall_time, run_dir)
+    return Trained(variant, result.genome, score, result.best_step, result.wall_time, run_dir,
+                   result.summary)
 
 
 def train_all(variants: Sequence[Variant], out: Path) -> dict[str, Trained]:
@@ -292,7 +295,8 @@ def report_rows(groups: Sequence[Group], trained: dict[str, Trained],
                 "trained_hidden": list(t.variant.config.network.hidden),
                 "baseline": base, "num_tasks": by_step[steps[0]]["num_tasks"],
                 "meta_val": t.best_score, "best_step": t.best_step,
-                "meta_train_s": round(t.wall_s, 1), "steps": cells,
+                "meta_train_s": round(t.wall_s, 1), "meta_train": t.summary,
+                "num_runs": t.variant.config.gradient.num_runs, "steps": cells,
             })
     return rows
 
@@ -315,8 +319,11 @@ def markdown(rows: Sequence[dict[str, Any]], groups: Sequence[Group], steps: Seq
     for r in rows:
         cells = r["steps"]
         d = cells[-1]["diff"]
+        dropped = len(r["meta_train"].get("dropped", []))
+        meta_val = _pct(r["meta_val"]) + (f" ({dropped}/{r['num_runs']} runs dropped)"
+                                           if dropped else "")
         body.append([
-            r["name"], str(tuple(r["hidden"])), _pct(r["meta_val"]),
+            r["name"], str(tuple(r["hidden"])), meta_val,
             *[f"{_pct(c['mean'])} ± {_pct(c['se'])}" for c in cells],
             _pct(cells[-1]["baseline"]["mean"]),
             f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]",
