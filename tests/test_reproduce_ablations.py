@@ -185,6 +185,7 @@ def test_depth_transfer_runs_both_directions_and_takes_a_shared_genome(tmp_path:
     got = {(r["name"], len(r["trained_hidden"]), len(r["hidden"])) for r in table["rows"]}
     assert got == {("train1L", 1, 1), ("train1L", 1, 2), ("train2L", 2, 1), ("train2L", 2, 2)}
     assert [len(g["hidden"]) for g in table["groups"]] == [1, 2]
+    assert "| train1L | (8,) | (8, 8) |" in (out / "table.md").read_text()  # trained, evaluated
     for name in ("train1L", "train2L"):
         config = run_config(out, name)
         assert config["network"]["per_layer_genome"] is False

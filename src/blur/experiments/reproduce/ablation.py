@@ -313,8 +313,10 @@ def markdown(rows: Sequence[dict[str, Any]], groups: Sequence[Group], steps: Seq
     per-family ``format_table`` below it."""
     base = rows[0]["baseline"].upper() if rows else "SGD"
     last = steps[-1]
-    head = ["variant", "hidden", "meta-val", *[f"step {s}" for s in steps],
-            f"{base} @ {last}", f"−{base} @ {last} (95% CI)", "verdict"]
+    transfer = any(r["hidden"] != r["trained_hidden"] for r in rows)
+    head = ["variant", *(["trained at"] if transfer else []), "hidden", "meta-val",
+            *[f"step {s}" for s in steps], f"{base} @ {last}", f"−{base} @ {last} (95% CI)",
+            "verdict"]
     body = []
     for r in rows:
         cells = r["steps"]
@@ -323,7 +325,8 @@ def markdown(rows: Sequence[dict[str, Any]], groups: Sequence[Group], steps: Seq
         meta_val = _pct(r["meta_val"]) + (f" ({dropped}/{r['num_runs']} runs dropped)"
                                            if dropped else "")
         body.append([
-            r["name"], str(tuple(r["hidden"])), meta_val,
+            r["name"], *([str(tuple(r["trained_hidden"]))] if transfer else []),
+            str(tuple(r["hidden"])), meta_val,
             *[f"{_pct(c['mean'])} ± {_pct(c['se'])}" for c in cells],
             _pct(cells[-1]["baseline"]["mean"]),
             f"{100 * d['mean']:+.1f} [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}]",
