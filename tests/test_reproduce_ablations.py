@@ -121,6 +121,12 @@ def test_states_runs_end_to_end_and_refuses_another_config_in_its_folder(tmp_pat
     assert [c["step"] for c in table["rows"][0]["steps"]] == [2, 4]
     curves = table["groups"][0]["mean_curves"]
     assert set(curves) == {"k2", "k3", "sgd"} and all(len(c) == 5 for c in curves.values())
+    # Run again into the same folder: the finished runs are reused, not trained again, and
+    # the evaluation (same tasks, same genomes) gives the same table.
+    metrics = (out / "runs" / "k2" / "metrics.jsonl").read_bytes()
+    again = run_cli("states", out, "--variants", "k2", "k3")
+    assert (out / "runs" / "k2" / "metrics.jsonl").read_bytes() == metrics
+    assert again["rows"][0]["steps"] == table["rows"][0]["steps"]
     # Same folder, another config: refused before anything is trained.
     rc, _, err = call(["reproduce", "states", "--scale", "tiny", "--out", str(out),
                        "--variants", "k2", "--meta-steps", "3"])
