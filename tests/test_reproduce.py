@@ -62,7 +62,7 @@ def test_an_unimplemented_experiment_says_so(tmp_path: Path):
     assert rc == 2 and "not implemented yet" in err and "toy" in err
     assert not (tmp_path / "t").exists()
     with pytest.raises(ExperimentNotImplementedError, match="not implemented yet"):
-        run_experiment("states", tmp_path / "s")
+        run_experiment("unsupervised", tmp_path / "s")
     rc, _, err = call(["reproduce", "nonsense"])
     assert rc == 2 and "unknown experiment" in err
 

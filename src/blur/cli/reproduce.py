@@ -11,6 +11,24 @@ import shlex
 import sys
 from pathlib import Path
 
+ABLATIONS = ("states", "normalisation", "activations", "depth-transfer", "variants",
+             "stability")
+OPTIONS: dict[str, tuple[str, ...]] = {
+    "genome": ("symmetry", "sgd-sweep", "depth-transfer"),
+    "tasks": ("sgd-sweep",),
+    "num_tasks": ("sgd-sweep",),
+    "query_size": ("sgd-sweep",),
+    "rules": ("symmetry",),
+    "variants": ABLATIONS,
+    "meta_steps": ABLATIONS,
+    "num_runs": ABLATIONS,
+    "states": ("activations",),
+    "eval_depths": ("depth-transfer",),
+    "num_steps": ("stability",),
+    "switch": ("stability",),
+}
+"""Each experiment-specific option and the experiments that take it."""
+
 
 def parser() -> argparse.ArgumentParser:
     from blur.experiments.reproduce import EXPERIMENTS, SCALES
@@ -29,7 +47,8 @@ def parser() -> argparse.ArgumentParser:
                    "tiny (seconds, for tests)")
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
     p.add_argument("--genome", type=Path, default=None,
-                   help="a genome file (symmetry: the learned rule; sgd-sweep: the genome)")
+                   help="a genome file (symmetry: the learned rule; sgd-sweep: the genome; "
+                   "depth-transfer: a shared genome evaluated instead of meta-training)")
     p.add_argument("--tasks", nargs="+", default=None,
                    help="sgd-sweep: task families (default: the scale's)")
     p.add_argument("--num-tasks", type=int, default=None,
@@ -39,6 +58,24 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rules", nargs="+", default=None,
                    help="symmetry: the rules to analyse (backprop feedback-alignment delta "
                    "learned; default all)")
+    p.add_argument("--variants", nargs="+", default=None,
+                   help="ablations: the variants to run (states: k2 k3 k4 k8 k16; "
+                   "normalisation: none forward backward both; activations: FWD/BWD pairs, "
+                   "e.g. relu/tanh; variants: sym|asym-single|multi-bp|rand; depth-transfer: "
+                   "train1L train2L ...; stability: oja none normalize normalize+oja)")
+    p.add_argument("--meta-steps", type=int, default=None,
+                   help="ablations: meta-steps per variant (default: the scale's)")
+    p.add_argument("--num-runs", type=int, default=None,
+                   help="ablations: best-of-N runs per variant (default: the scale's)")
+    p.add_argument("--states", type=int, nargs="+", default=None,
+                   help="activations: numbers of states to cross the pairs with")
+    p.add_argument("--eval-depths", type=int, nargs="+", default=None,
+                   help="depth-transfer: numbers of hidden layers to evaluate at")
+    p.add_argument("--num-steps", type=int, default=None,
+                   help="stability: inner steps of the evaluation (default: the scale's)")
+    p.add_argument("--switch", type=int, default=None,
+                   help="stability: the first inner step with permuted labels (0-based batch "
+                   "index; default: the scale's)")
     return p
 
 
@@ -72,25 +109,21 @@ def main(argv: list[str]) -> int:
         print(f"blur reproduce: error: {e}", file=sys.stderr)
         return 2
     options = {}
-    if args.genome is not None:
-        options["genome"] = args.genome
-    if args.tasks:
-        if args.experiment != "sgd-sweep":
-            parser().error("--tasks applies to sgd-sweep only")
-        options["tasks"] = tuple(args.tasks)
-    for name in ("num_tasks", "query_size"):
-        if getattr(args, name) is not None:
-            if args.experiment != "sgd-sweep":
-                parser().error(f"--{name.replace('_', '-')} applies to sgd-sweep only")
-            options[name] = getattr(args, name)
-    if args.rules:
-        if args.experiment != "symmetry":
-            parser().error("--rules applies to symmetry only")
-        options["rules"] = tuple(args.rules)
+    for name, value in vars(args).items():
+        if name in ("experiment", "list", "out", "scale", "seed") or value is None:
+            continue
+        allowed = OPTIONS.get(name, ())
+        if args.experiment not in allowed:
+            parser().error(f"--{name.replace('_', '-')} applies to {', '.join(allowed)} only")
+        options[name] = tuple(value) if isinstance(value, list) else value
     out = args.out or Path("runs") / "reproduce" / args.experiment
     command = shlex.join(["blur", "reproduce", *argv])
-    outcome = run_experiment(args.experiment, out, args.scale, args.seed, command=command,
-                             **options)
+    try:
+        outcome = run_experiment(args.experiment, out, args.scale, args.seed, command=command,
+                                 **options)
+    except ValueError as e:  # a bad option value (the message names it and the fix)
+        print(f"blur reproduce: error: {e}", file=sys.stderr)
+        return 2
     print(outcome.markdown)
     print(f"\nwrote {outcome.out} ({', '.join(p.name for p in outcome.figures)}, table.md, "
           f"table.json, run.json) in {outcome.wall_s:.1f} s")

@@ -14,7 +14,7 @@ where that interval excludes zero. With several families a pooled row pairs all 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,7 @@ def evaluate(
     query_size: int,
     baselines: Sequence[str] = ("sgd",),
     baseline_hidden: tuple[int, ...] | None = None,
+    transform: Callable[[Episode, jax.Array], Episode] | None = None,
 ) -> list[FamilyEvaluation]:
     """Train every contender and tuned baseline on the same fresh tasks of each family.
 
@@ -140,6 +141,10 @@ def evaluate(
       num_tasks, batch_size, query_size: N tasks of T support batches of B, M query examples.
       baselines: ``sgd``, ``momentum`` and/or ``adam``, tuned over their learning-rate grids.
       baseline_hidden: hidden widths of the baselines' MLP (default: the first contender's).
+      transform: applied to each family's sampled tasks (support x [N, T, B, n], query
+        x [N, M, n]) with the key ``fold_in(family key, 2)`` before anything trains on them,
+        e.g. labels permuted from some step on (``blur reproduce stability``); every contender
+        and baseline sees the transformed tasks.
 
     Returns:
       One :class:`FamilyEvaluation` per family.
@@ -155,6 +160,8 @@ def evaluate(
     for i, family in enumerate(families):
         k = jax.random.fold_in(key, i) if len(families) > 1 else key
         ep = sample_tasks(family, k, num_tasks, num_steps, batch_size, query_size)
+        if transform is not None:
+            ep = transform(ep, jax.random.fold_in(k, 2))
         init_keys = jax.random.split(jax.random.fold_in(k, 1), num_tasks)
         genomes = {
             c.name: np.asarray(
