@@ -92,3 +92,37 @@ def test_selection_never_sees_a_test_split(name):
         assert all("split=val" in t for t in tasks.validate)
         # Reported on the whole test split: support from training images, query from test.
         assert all("query_split=test" in t for t in tasks.evaluation_families())
+
+
+def test_cosine_schedule_reaches_the_trainer():
+    """gradient.schedule=cosine anneals the trainer's Adam rate over the run's meta-steps."""
+    import jax
+    import jax.numpy as jnp
+
+    from blur.experiments.config import GradientSettings, get_preset
+    from blur.experiments.loop import make_trainer
+    from blur.genome import init_genome
+
+    base = get_preset("toy2d")
+    cosine = dataclasses.replace(
+        base,
+        gradient=dataclasses.replace(
+            base.gradient, meta_steps=4, schedule="cosine", final_lr_fraction=0.0
+        ),
+    )
+    genome = init_genome("delta", jax.random.key(0), 2)
+    opt = make_trainer(cosine, genome).optimizer
+    params, grads = {"a": jnp.zeros(1)}, {"a": jnp.ones(1)}
+    state = opt.init(params)
+    steps = []
+    for _ in range(5):
+        updates, state = opt.update(grads, state, params)
+        steps.append(-float(updates["a"][0]))
+    lr = base.gradient.learning_rate
+    assert steps[0] == pytest.approx(lr, rel=1e-4) and steps[2] == pytest.approx(lr / 2, rel=1e-4)
+    assert steps[4] == pytest.approx(0.0, abs=1e-7)  # annealed to final_lr_fraction = 0
+    constant = make_trainer(base, genome).optimizer
+    u, _ = constant.update(grads, constant.init(params), params)
+    assert -float(u["a"][0]) == pytest.approx(lr, rel=1e-4)
+    with pytest.raises(ValueError, match="final_lr_fraction=2"):
+        GradientSettings(final_lr_fraction=2)

@@ -90,6 +90,22 @@ def test_make_optimizer_scale_by_parameter_gives_relative_steps():
         np.testing.assert_allclose(u_scaled[name], u_plain[name], rtol=1e-6)
 
 
+def test_make_optimizer_cosine_schedule_anneals_the_step():
+    """With decay_steps the Adam step follows lr * cosine(t / decay) down to lr * fraction."""
+    opt = gradient.make_optimizer(0.1, 1e6, decay_steps=10, final_fraction=0.2)
+    params = {"a": jnp.zeros(1)}
+    grads = {"a": jnp.ones(1)}
+    state = opt.init(params)
+    sizes = []
+    for _ in range(12):
+        updates, state = opt.update(grads, state, params)
+        sizes.append(-float(updates["a"][0]))  # Adam with a constant gradient: step = rate
+    expected = [0.1 * (0.2 + 0.8 * 0.5 * (1 + np.cos(np.pi * min(t, 10) / 10))) for t in range(12)]
+    np.testing.assert_allclose(sizes, expected, rtol=1e-4)
+    with pytest.raises(ValueError, match="final_fraction=1.5 in"):
+        gradient.make_optimizer(0.1, 1.0, decay_steps=5, final_fraction=1.5)
+
+
 def test_make_optimizer_is_cached_for_jit_reuse():
     """Equal settings give the same object, so meta_step (optimizer static) compiles once."""
     assert gradient.make_optimizer(0.01, 10.0) is OPT

@@ -52,6 +52,9 @@ class GradientSettings:
     Attributes:
       meta_steps: meta-steps of every run.
       learning_rate, clip_norm: the meta-optimiser (global-norm clipping, then Adam).
+      schedule: ``constant`` rate, or ``cosine``: annealed over the run's meta-steps down to
+        ``final_lr_fraction * learning_rate``, so the late meta-steps refine instead of
+        wandering (blur.outer.gradient.make_optimizer).
       scale_by_parameter: multiply each genome field's Adam step by the field's RMS (at
         least 1), so large fields such as the fan-in-scaled Hebbian rate move as fast,
         relatively, as the O(1) matrices (blur.outer.gradient.make_optimizer). Off in the
@@ -66,6 +69,8 @@ class GradientSettings:
     meta_steps: int = 1000
     learning_rate: float = 5e-4
     clip_norm: float = 10.0
+    schedule: Literal["constant", "cosine"] = "constant"
+    final_lr_fraction: float = 0.1
     scale_by_parameter: bool = False
     num_runs: int = 8
     curriculum: Curriculum = Curriculum()
@@ -74,6 +79,10 @@ class GradientSettings:
     def __post_init__(self) -> None:
         if self.drop_after < 1:
             raise ValueError(f"gradient.drop_after={self.drop_after} must be >= 1")
+        if not 0.0 <= self.final_lr_fraction <= 1.0:
+            raise ValueError(
+                f"gradient.final_lr_fraction={self.final_lr_fraction} must be in [0, 1]"
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -57,9 +57,17 @@ class Curriculum:
 
 @functools.cache
 def make_optimizer(
-    learning_rate: float = 5e-4, clip_norm: float = 10.0, scale_by_parameter: bool = False
+    learning_rate: float = 5e-4,
+    clip_norm: float = 10.0,
+    scale_by_parameter: bool = False,
+    decay_steps: int = 0,
+    final_fraction: float = 0.1,
 ) -> optax.GradientTransformation:
     """The paper's meta-optimiser: global-norm clipping then Adam.
+
+    ``decay_steps`` > 0 anneals Adam's rate along a cosine from ``learning_rate`` to
+    ``final_fraction * learning_rate`` over that many meta-steps (``optax.cosine_decay_schedule``;
+    the step count lives in the optimizer state, so a resumed run continues the schedule).
 
     ``scale_by_parameter`` multiplies each field's Adam step by the field's root-mean-square,
     floored at 1 (``optax.scale_by_param_block_rms``, Adafactor's relative step). Adam moves
@@ -72,7 +80,14 @@ def make_optimizer(
     static (hashed) argument, and a fresh optax chain hashes differently, so without the cache
     every ``meta_train`` call in a process (a resume, a sweep, the tests) recompiled it.
     """
-    steps = [optax.clip_by_global_norm(clip_norm), optax.adam(learning_rate)]
+    if decay_steps < 0 or not 0.0 <= final_fraction <= 1.0:
+        raise ValueError(
+            f"decay_steps={decay_steps} must be >= 0 and final_fraction={final_fraction} in [0, 1]"
+        )
+    rate: float | optax.Schedule = learning_rate
+    if decay_steps:
+        rate = optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=final_fraction)
+    steps = [optax.clip_by_global_norm(clip_norm), optax.adam(rate)]
     if scale_by_parameter:
         steps.append(optax.scale_by_param_block_rms(min_scale=1.0))
     return optax.chain(*steps)
