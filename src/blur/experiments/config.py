@@ -342,7 +342,7 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             ),
             log_every=1,
             validate_every=10,
-            validate_tasks=2,
+            validate_tasks=8,
             checkpoint_every=10,
             evaluation=EvalSettings(
                 report_steps=(10, 15, 25, 50, 75), query_size=2000, baselines=("sgd", "adam")
