@@ -58,11 +58,11 @@ def test_list_names_every_experiment_of_the_issue_with_a_time_and_its_status():
 
 
 def test_an_unimplemented_experiment_says_so(tmp_path: Path):
-    rc, _, err = call(["reproduce", "toy", "--out", str(tmp_path / "t")])
-    assert rc == 2 and "not implemented yet" in err and "toy" in err
+    rc, _, err = call(["reproduce", "omniglot", "--out", str(tmp_path / "t")])
+    assert rc == 2 and "not implemented yet" in err and "omniglot" in err
     assert not (tmp_path / "t").exists()
     with pytest.raises(ExperimentNotImplementedError, match="not implemented yet"):
-        run_experiment("unsupervised", tmp_path / "s")
+        run_experiment("omniglot", tmp_path / "s")
     rc, _, err = call(["reproduce", "nonsense"])
     assert rc == 2 and "unknown experiment" in err
 

@@ -20,8 +20,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "query_size": ("sgd-sweep",),
     "rules": ("symmetry",),
     "variants": ABLATIONS,
-    "meta_steps": ABLATIONS,
-    "num_runs": ABLATIONS,
+    "meta_steps": (*ABLATIONS, "toy"),
+    "num_runs": (*ABLATIONS, "toy"),
     "states": ("activations",),
     "eval_depths": ("depth-transfer",),
     "num_steps": ("stability",),
@@ -64,9 +64,9 @@ def parser() -> argparse.ArgumentParser:
                    "e.g. relu/tanh; variants: sym|asym-single|multi-bp|rand; depth-transfer: "
                    "train1L train2L ...; stability: oja none normalize normalize+oja)")
     p.add_argument("--meta-steps", type=int, default=None,
-                   help="ablations: meta-steps per variant (default: the scale's)")
+                   help="ablations, toy: meta-steps per variant (default: the scale's)")
     p.add_argument("--num-runs", type=int, default=None,
-                   help="ablations: best-of-N runs per variant (default: the scale's)")
+                   help="ablations, toy: best-of-N runs per variant (default: the scale's)")
     p.add_argument("--states", type=int, nargs="+", default=None,
                    help="activations: numbers of states to cross the pairs with")
     p.add_argument("--eval-depths", type=int, nargs="+", default=None,

@@ -1,0 +1,53 @@
+"""``blur reproduce`` toy, cma-vs-gradient and mnist-generalisation: each runs end to end at
+the tiny scale through the CLI, with checks on its folder, its table and one property that
+must hold, so that none can rot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_reproduce import call, check_png
+
+
+def run_cli(experiment: str, out: Path, *extra: str) -> tuple[dict, str]:
+    rc, text, err = call(["reproduce", experiment, "--scale", "tiny", "--out", str(out),
+                          *extra])
+    assert rc == 0, err
+    table = json.loads((out / "table.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    assert run["experiment"] == experiment and run["scale"] == "tiny"
+    assert f"reproduce {experiment}" in run["command"]
+    md = (out / "table.md").read_text()
+    assert text.startswith(md.split("\n")[0])
+    for name in run["figures"]:
+        check_png(out / name)
+    return table, md
+
+
+# ------------------------------------------------------------------ toy (Figs. 3-4)
+
+
+def test_toy_runs_end_to_end_with_both_spreads_and_decision_regions(tmp_path: Path):
+    out = tmp_path / "toy"
+    table, md = run_cli("toy", out, "--num-runs", "2")
+    assert json.loads((out / "run.json").read_text())["figures"] == ["toy.png",
+                                                                    "toy-regions.png"]
+    assert table["families"] == {"meta-train": ["xor"], "meta-val": ["pie"]}
+    assert [r["step"] for r in table["rows"]] == [2, 4]
+    assert "| step | meta-train |" in md
+    for row in table["rows"]:
+        for group in ("meta-train", "meta-val"):
+            c = row[group]
+            assert len(c["runs"]) == 2 and len(c["inits"]) == 2  # every run, every init set
+            assert all(0 <= v <= 1 for v in [c["mean"], c["sgd"], *c["runs"], *c["inits"]])
+            assert c["runs_min"] == min(c["runs"]) <= c["runs_max"] == max(c["runs"])
+            # The first init set is evaluate()'s own init keys: the init spread is taken over
+            # the very tasks the selected genome's row reports.
+            assert c["inits"][0] == pytest.approx(c["mean"], abs=1e-6)
+    curves = table["mean_curves"]["meta-val"]
+    assert set(curves) == {"selected", "run0", "run1", "sgd"}
+    assert all(len(v) == 5 for v in curves.values())
+    (region,) = table["regions"]
+    assert region["family"] == "pie" and 0 <= region["grid_accuracy"] <= 1
