@@ -20,8 +20,10 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "query_size": ("sgd-sweep",),
     "rules": ("symmetry",),
     "variants": ABLATIONS,
-    "meta_steps": (*ABLATIONS, "toy"),
-    "num_runs": (*ABLATIONS, "toy"),
+    "meta_steps": (*ABLATIONS, "toy", "cma-vs-gradient"),
+    "num_runs": (*ABLATIONS, "toy", "cma-vs-gradient"),
+    "generations": ("cma-vs-gradient",),
+    "popsize": ("cma-vs-gradient",),
     "states": ("activations",),
     "eval_depths": ("depth-transfer",),
     "num_steps": ("stability",),
@@ -64,9 +66,15 @@ def parser() -> argparse.ArgumentParser:
                    "e.g. relu/tanh; variants: sym|asym-single|multi-bp|rand; depth-transfer: "
                    "train1L train2L ...; stability: oja none normalize normalize+oja)")
     p.add_argument("--meta-steps", type=int, default=None,
-                   help="ablations, toy: meta-steps per variant (default: the scale's)")
+                   help="ablations, toy, cma-vs-gradient: meta-steps per variant "
+                   "(default: the scale's)")
     p.add_argument("--num-runs", type=int, default=None,
-                   help="ablations, toy: best-of-N runs per variant (default: the scale's)")
+                   help="ablations, toy, cma-vs-gradient: best-of-N runs per variant "
+                   "(default: the scale's)")
+    p.add_argument("--generations", type=int, default=None,
+                   help="cma-vs-gradient: CMA-ES generations (default: the scale's)")
+    p.add_argument("--popsize", type=int, default=None,
+                   help="cma-vs-gradient: CMA-ES population (default: the scale's)")
     p.add_argument("--states", type=int, nargs="+", default=None,
                    help="activations: numbers of states to cross the pairs with")
     p.add_argument("--eval-depths", type=int, nargs="+", default=None,

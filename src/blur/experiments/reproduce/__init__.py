@@ -72,7 +72,7 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
                "3 min (measured: 167 s, 2-core CPU under load ~16)", "sgd_sweep"),
     Experiment("cma-vs-gradient", "§4.4, Fig. 7",
                "CMA-ES and gradient meta-training on the same task, accuracy vs meta-step",
-               _TODO, missing="the driver running both meta-optimisers on one task"),
+               "estimate ~15 min (not measured)", "cma_vs_gradient"),
     Experiment("normalisation", "§4.5, Fig. 8",
                "neuron normalisation: none / forward / backward / both",
                "estimate ~8 min (not measured)",

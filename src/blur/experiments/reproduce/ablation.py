@@ -377,10 +377,11 @@ def write_report(
     trained: dict[str, Trained], variants: Sequence[Variant], settings: EvalSettings,
     families: Sequence[str], title: str, options: dict[str, Any], command: str | None,
     marks: Sequence[tuple[int, str]] = (), extra: dict[str, Any] | None = None,
-    figures: Sequence[Path] = (),
+    figures: Sequence[Path] = (), notes: str = "",
 ) -> Outcome:
     """Rows, ``EXPERIMENT.png``, ``table.md``, ``table.json`` and ``run.json`` of an ablation
-    (``extra``: more entries of ``table.json``; ``figures``: more figures already written)."""
+    (``extra``: more entries of ``table.json``; ``figures``: more figures already written;
+    ``notes``: markdown appended to ``table.md``)."""
     steps = tuple(settings.report_steps)
     rows = report_rows(groups, trained, steps)
     figure = plot(groups, out / f"{experiment}.png", title, marks)
@@ -396,6 +397,8 @@ def write_report(
         f"the 95% interval of the paired difference excludes 0, else tie."
     )
     text = markdown(rows, groups, steps, caption)
+    if notes:
+        text += "\n\n" + notes
     table = {
         "experiment": experiment,
         "variants": [{"name": v.name, "description": v.description,
