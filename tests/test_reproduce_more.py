@@ -82,3 +82,35 @@ def test_cma_vs_gradient_runs_both_methods_on_the_same_validation(tmp_path: Path
     rc, _, err = call(["reproduce", "cma-vs-gradient", "--scale", "tiny", "--out",
                        str(tmp_path / "bad"), "--popsize", "1"])
     assert rc == 2 and "popsize=1 must be an integer >= 2" in err
+
+
+# ------------------------------------------------------- mnist-generalisation (Figs. 5, 11)
+
+
+@pytest.mark.parametrize(("genome", "depth"), [(None, 2), ("toy2d-k2", 1)])
+def test_mnist_generalisation_evaluates_the_depth_a_per_layer_genome_fits(
+        tmp_path: Path, genome: str | None, depth: int):
+    from blur.experiments.reproduce.mnist_generalisation import DATASETS, HIDDEN
+
+    out = tmp_path / "mg"
+    table, md = run_cli("mnist-generalisation", out,
+                        *(["--genome", genome] if genome else []))
+    assert json.loads((out / "run.json").read_text())["figures"] == [
+        "mnist-generalisation.png", "datasets.png"]
+    assert not (out / "runs").exists()  # no meta-training
+    (row,) = table["rows"]  # the shipped genomes are per-layer: one width each
+    assert len(row["hidden"]) == depth and tuple(row["hidden"]) in HIDDEN
+    skipped = {s[0]: s[1] for s in table["skipped"]}
+    other = next(h for h in HIDDEN if len(h) != depth)
+    assert "fixes the depth" in skipped[f"hidden {other}"] and f"hidden {other}" in md
+    # Every data set is either evaluated on its test split or listed as not imported.
+    families = table["families"]
+    assert all(f.endswith("?query_split=test") for f in families)
+    assert families[:2] == ["mnist?query_split=test", "fashion_mnist?query_split=test"]
+    evaluated = {f.split("?")[0] for f in families}
+    assert evaluated | {d for d in skipped if d in DATASETS} == set(DATASETS)
+    assert all("not imported" in skipped[d] for d in DATASETS if d not in evaluated)
+    per_family = [r for r in table["groups"][0]["rows"] if r["family"] != "all"]
+    assert per_family and all("query=test" in r["family"] for r in per_family)
+    for cell in row["steps"]:
+        assert 0 <= cell["mean"] <= 1 and 0 <= cell["baseline"]["mean"] <= 1

@@ -14,7 +14,7 @@ from pathlib import Path
 ABLATIONS = ("states", "normalisation", "activations", "depth-transfer", "variants",
              "stability")
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "genome": ("symmetry", "sgd-sweep", "depth-transfer"),
+    "genome": ("symmetry", "sgd-sweep", "depth-transfer", "mnist-generalisation"),
     "tasks": ("sgd-sweep",),
     "num_tasks": ("sgd-sweep",),
     "query_size": ("sgd-sweep",),
@@ -50,7 +50,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
     p.add_argument("--genome", type=Path, default=None,
                    help="a genome file (symmetry: the learned rule; sgd-sweep: the genome; "
-                   "depth-transfer: a shared genome evaluated instead of meta-training)")
+                   "depth-transfer: a shared genome evaluated instead of meta-training; "
+                   "mnist-generalisation: the genome, default the shipped mnist-k4)")
     p.add_argument("--tasks", nargs="+", default=None,
                    help="sgd-sweep: task families (default: the scale's)")
     p.add_argument("--num-tasks", type=int, default=None,

@@ -377,11 +377,12 @@ def write_report(
     trained: dict[str, Trained], variants: Sequence[Variant], settings: EvalSettings,
     families: Sequence[str], title: str, options: dict[str, Any], command: str | None,
     marks: Sequence[tuple[int, str]] = (), extra: dict[str, Any] | None = None,
-    figures: Sequence[Path] = (), notes: str = "",
+    figures: Sequence[Path] = (), notes: str = "", selection: str | None = None,
 ) -> Outcome:
     """Rows, ``EXPERIMENT.png``, ``table.md``, ``table.json`` and ``run.json`` of an ablation
     (``extra``: more entries of ``table.json``; ``figures``: more figures already written;
-    ``notes``: markdown appended to ``table.md``)."""
+    ``notes``: markdown appended to ``table.md``; ``selection``: replaces the caption's
+    sentence on how the genomes were meta-trained, e.g. for a genome loaded from a file)."""
     steps = tuple(settings.report_steps)
     rows = report_rows(groups, trained, steps)
     figure = plot(groups, out / f"{experiment}.png", title, marks)
@@ -390,11 +391,13 @@ def write_report(
         f"{title}. Query accuracy (%), mean ± s.e. over {num} tasks ({len(families)} "
         f"famil{'y' if len(families) == 1 else 'ies'} x {settings.num_tasks}), batch "
         f"{settings.batch_size}, {settings.query_size} query examples; every variant and the "
-        f"baseline train on the same batches from the same synapse-init keys. meta-val: the "
-        f"selected genome's meta-validation accuracy (best of "
-        f"{variants[0].config.gradient.num_runs} runs x "
-        f"{variants[0].config.gradient.meta_steps} meta-steps). verdict: ahead / behind where "
-        f"the 95% interval of the paired difference excludes 0, else tie."
+        f"baseline train on the same batches from the same synapse-init keys. "
+        + (selection if selection is not None else
+           f"meta-val: the selected genome's meta-validation accuracy (best of "
+           f"{variants[0].config.gradient.num_runs} runs x "
+           f"{variants[0].config.gradient.meta_steps} meta-steps).")
+        + " verdict: ahead / behind where the 95% interval of the paired difference excludes "
+        "0, else tie."
     )
     text = markdown(rows, groups, steps, caption)
     if notes:
