@@ -41,6 +41,7 @@ from blur.experiments.config import (
     RunConfig,
     TaskConfig,
     build_family,
+    config_from_json,
     config_to_json,
     get_preset,
 )
@@ -204,8 +205,10 @@ def meta_train(variant: Variant, run_dir: Path) -> Trained:
     config = dataclasses.replace(variant.config, run_dir=run_dir)
     resume = (run_dir / runs.CHECKPOINT).exists()
     if resume:
-        recorded = (run_dir / runs.CONFIG).read_text("utf-8").strip()
-        if recorded != config_to_json(config).strip():
+        recorded = (run_dir / runs.CONFIG).read_text("utf-8")
+        # Compared through the current schema, so a run recorded before a field with a default
+        # was added (e.g. network.unsupervised_update) still resumes.
+        if config_to_json(config_from_json(recorded)) != config_to_json(config):
             raise ValueError(
                 f"{run_dir} holds a run of another config than variant {variant.name!r} at "
                 "this scale and seed; give another --out, or delete that folder"
