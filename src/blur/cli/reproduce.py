@@ -12,9 +12,10 @@ import sys
 from pathlib import Path
 
 ABLATIONS = ("states", "normalisation", "activations", "depth-transfer", "variants",
-             "stability")
+             "stability", "unsupervised")
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "genome": ("symmetry", "sgd-sweep", "depth-transfer", "mnist-generalisation"),
+    "genome": ("symmetry", "sgd-sweep", "depth-transfer", "mnist-generalisation",
+               "unsupervised"),
     "tasks": ("sgd-sweep",),
     "num_tasks": ("sgd-sweep",),
     "query_size": ("sgd-sweep",),
@@ -51,7 +52,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--genome", type=Path, default=None,
                    help="a genome file (symmetry: the learned rule; sgd-sweep: the genome; "
                    "depth-transfer: a shared genome evaluated instead of meta-training; "
-                   "mnist-generalisation: the genome, default the shipped mnist-k4)")
+                   "mnist-generalisation, unsupervised: a shipped name or file, default "
+                   "mnist-k4)")
     p.add_argument("--tasks", nargs="+", default=None,
                    help="sgd-sweep: task families (default: the scale's)")
     p.add_argument("--num-tasks", type=int, default=None,
@@ -65,7 +67,8 @@ def parser() -> argparse.ArgumentParser:
                    help="ablations: the variants to run (states: k2 k3 k4 k8 k16; "
                    "normalisation: none forward backward both; activations: FWD/BWD pairs, "
                    "e.g. relu/tanh; variants: sym|asym-single|multi-bp|rand; depth-transfer: "
-                   "train1L train2L ...; stability: oja none normalize normalize+oja)")
+                   "train1L train2L ...; stability: oja none normalize normalize+oja; "
+                   "unsupervised: off on, meta-trained instead of evaluating a genome)")
     p.add_argument("--meta-steps", type=int, default=None,
                    help="ablations, toy, cma-vs-gradient: meta-steps per variant "
                    "(default: the scale's)")
