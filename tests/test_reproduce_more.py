@@ -145,3 +145,53 @@ def test_unsupervised_meta_trains_off_and_on_through_the_ablation_driver(tmp_pat
     rc, _, err = call(["reproduce", "unsupervised", "--scale", "tiny", "--out",
                        str(tmp_path / "bad"), "--variants", "on", "--genome", "mnist-k4"])
     assert rc == 2 and "not both" in err
+
+
+# ------------------------------------------------------------------ omniglot (§4.5)
+
+
+def _drawings(family) -> set[bytes]:
+    """The drawings a family's episodes can use (each as bytes)."""
+    import numpy as np
+
+    images = np.asarray(family.images)
+    table, counts = np.asarray(family.class_table), np.asarray(family.class_counts)
+    return {images[i].tobytes() for row, n in zip(table, counts, strict=True) for i in row[:n]}
+
+
+def test_omniglot_evaluation_subsets_are_disjoint_from_each_other_training_and_selection():
+    from blur.experiments.config import build_family
+    from blur.experiments.reproduce import omniglot
+
+    config = omniglot.config_at("tiny", 0, None, None)
+    subsets = omniglot.subsets(3)
+    seen = _drawings(build_family(config.tasks.train[0]))
+    seen |= _drawings(build_family(config.tasks.validate[0]))
+    pools = [_drawings(f) for f in subsets]
+    assert all(f.num_pool_classes == 10 == f.num_classes for f in subsets)
+    for i, p in enumerate(pools):
+        assert len(p) > 100 and not p & seen  # never trained on, never selected on
+        assert all(not p & q for q in pools[i + 1:])
+    with pytest.raises(ValueError, match="disjoint 10-way subsets need"):
+        omniglot.subsets(50)
+
+
+def test_omniglot_runs_end_to_end_with_the_spread_over_subsets(tmp_path: Path):
+    import numpy as np
+
+    out = tmp_path / "om"
+    table, md = run_cli("omniglot", out)
+    assert [r["name"] for r in table["rows"]] == ["held-out subsets", "MNIST (transfer)"]
+    assert table["num_subsets"] == 2 and len(table["families"]) == 2
+    assert table["rows"][0]["num_tasks"] == 4 and table["rows"][1]["num_tasks"] == 2
+    assert (out / "runs" / "omniglot" / "genome.json").exists()
+    for name, cells in table["subset_spread"].items():
+        assert [c["step"] for c in cells] == [2, 4], name
+        for c in cells:
+            assert len(c["subsets"]) == 2 and all(0 <= v <= 1 for v in c["subsets"])
+            assert c["mean"] == pytest.approx(np.mean(c["subsets"]))
+            assert c["sd"] == pytest.approx(np.std(c["subsets"], ddof=1))
+    # The pooled row over equal-sized subsets is the mean of the subsets' means.
+    pooled = table["rows"][0]["steps"][-1]["mean"]
+    assert pooled == pytest.approx(table["subset_spread"]["held-out subsets"][-1]["mean"])
+    assert "Spread over the 2 disjoint held-out subsets" in md

@@ -21,8 +21,8 @@ OPTIONS: dict[str, tuple[str, ...]] = {
     "query_size": ("sgd-sweep",),
     "rules": ("symmetry",),
     "variants": ABLATIONS,
-    "meta_steps": (*ABLATIONS, "toy", "cma-vs-gradient"),
-    "num_runs": (*ABLATIONS, "toy", "cma-vs-gradient"),
+    "meta_steps": (*ABLATIONS, "toy", "cma-vs-gradient", "omniglot"),
+    "num_runs": (*ABLATIONS, "toy", "cma-vs-gradient", "omniglot"),
     "generations": ("cma-vs-gradient",),
     "popsize": ("cma-vs-gradient",),
     "states": ("activations",),
@@ -70,10 +70,11 @@ def parser() -> argparse.ArgumentParser:
                    "train1L train2L ...; stability: oja none normalize normalize+oja; "
                    "unsupervised: off on, meta-trained instead of evaluating a genome)")
     p.add_argument("--meta-steps", type=int, default=None,
-                   help="ablations, toy, cma-vs-gradient: meta-steps per variant "
+                   help="ablations, toy, cma-vs-gradient, omniglot: meta-steps per variant "
                    "(default: the scale's)")
     p.add_argument("--num-runs", type=int, default=None,
-                   help="ablations, toy, cma-vs-gradient: best-of-N runs per variant "
+                   help="ablations, toy, cma-vs-gradient, omniglot: best-of-N runs per "
+                   "variant "
                    "(default: the scale's)")
     p.add_argument("--generations", type=int, default=None,
                    help="cma-vs-gradient: CMA-ES generations (default: the scale's)")

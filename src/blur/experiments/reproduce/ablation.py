@@ -56,7 +56,7 @@ from blur.experiments.evaluation import (
 from blur.experiments.reproduce.common import Outcome, finish, markdown_table
 from blur.genome import Genome
 from blur.outer.gradient import Curriculum
-from blur.tasks.base import Episode
+from blur.tasks.base import Episode, TaskFamily
 
 EVAL_KEY = 777
 """The evaluation key is ``fold_in(PRNGKey(seed), 777)``, as in a run's final evaluation."""
@@ -231,7 +231,7 @@ def train_all(variants: Sequence[Variant], out: Path) -> dict[str, Trained]:
 
 
 def evaluate_probes(
-    trained: dict[str, Trained], probes: Sequence[Probe], families: Sequence[str],
+    trained: dict[str, Trained], probes: Sequence[Probe], families: Sequence[str | TaskFamily],
     settings: EvalSettings, key: jax.Array,
     transform: Callable[[Episode, jax.Array], Episode] | None = None,
     num_steps: int | None = None,
@@ -239,14 +239,15 @@ def evaluate_probes(
     """Evaluate every probe beside tuned baselines, one :func:`evaluate` call per network.
 
     Every group samples the same tasks (one key), so all rows are paired with each other too.
-    ``num_steps``: inner steps (default: the largest report step).
+    ``families``: names (:func:`build_family`) or built families; ``num_steps``: inner steps
+    (default: the largest report step).
     """
     hiddens: list[tuple[int, ...]] = []
     for p in probes:
         h = p.hidden or trained[p.variant].variant.config.network.hidden
         if h not in hiddens:
             hiddens.append(h)
-    built = [build_family(f) for f in families]
+    built = [build_family(f) if isinstance(f, str) else f for f in families]
     groups = []
     for hidden in hiddens:
         members = [p for p in probes
