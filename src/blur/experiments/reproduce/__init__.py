@@ -52,7 +52,6 @@ class Experiment:
         return self.module is not None
 
 
-
 EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in [
     Experiment("symmetry", "§3.5, Fig. 2, App. A",
                "is a learned rule gradient descent? Jacobian symmetry and the generalised-GD "
