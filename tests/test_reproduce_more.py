@@ -195,3 +195,22 @@ def test_omniglot_runs_end_to_end_with_the_spread_over_subsets(tmp_path: Path):
     pooled = table["rows"][0]["steps"][-1]["mean"]
     assert pooled == pytest.approx(table["subset_spread"]["held-out subsets"][-1]["mean"])
     assert "Spread over the 2 disjoint held-out subsets" in md
+
+
+def test_an_ablation_run_recorded_before_the_unsupervised_field_still_resumes(tmp_path: Path):
+    """A config.json written before ``network.unsupervised_update`` existed (no such key) is
+    the same config: the finished run is reused, not refused or trained again."""
+    from blur.experiments.reproduce.ablation import meta_train
+    from blur.experiments.reproduce.states import all_variants
+
+    variant = all_variants("tiny")[0]
+    run_dir = tmp_path / "k2"
+    first = meta_train(variant, run_dir)
+    path = run_dir / "config.json"
+    data = json.loads(path.read_text())
+    del data["network"]["unsupervised_update"]
+    path.write_text(json.dumps(data, indent=1))
+    metrics = (run_dir / "metrics.jsonl").read_bytes()
+    again = meta_train(variant, run_dir)
+    assert (run_dir / "metrics.jsonl").read_bytes() == metrics
+    assert again.best_step == first.best_step and again.best_score == first.best_score
