@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blur.experiments.config import RunConfig, build_family, get_preset
+from blur.experiments.config import EvalSettings, RunConfig, build_family, get_preset
 from blur.experiments.evaluation import (
     Contender,
     FamilyEvaluation,
@@ -91,7 +91,7 @@ def run_genomes(trained: Trained) -> list[Genome]:
 
 
 def init_curves(contender: Contender, families: list[str], key: jax.Array, num_steps: int,
-                settings: Any, num_inits: int) -> np.ndarray:
+                settings: EvalSettings, num_inits: int) -> np.ndarray:
     """Mean query accuracy over all tasks [num_inits, T + 1] of the contender on the tasks that
     :func:`evaluate` samples with ``key``, each row from another set of synapse-init keys."""
     rows = []
