@@ -275,12 +275,19 @@ def ref_hebbian(
 def ref_step(
     genome: blur.Genome, spec: blur.NetworkSpec, state: blur.NetworkState, x: Any, y: Any
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """One reference BLUR step: (neurons, w_fwd, w_bwd)."""
+    """One reference BLUR step: (neurons, w_fwd, w_bwd).
+
+    With ``spec.unsupervised_update`` the Hebbian update is applied once to the forward
+    neurons (before the feedback) and the rest of the step starts from those synapses.
+    """
     prev = None if spec.reset_neurons else state.neurons
     layers = ref_forward(genome, spec, state.w_fwd, x, prev)
+    w_fwd, w_bwd = list(state.w_fwd), list(state.w_bwd)
+    if spec.unsupervised_update:
+        w_fwd, w_bwd = ref_hebbian(genome, spec, w_fwd, w_bwd, layers)
     layers = ref_feedback(spec, layers, y)
-    layers = ref_backward(genome, spec, state.w_bwd, layers)
-    w_fwd, w_bwd = ref_hebbian(genome, spec, state.w_fwd, state.w_bwd, layers)
+    layers = ref_backward(genome, spec, w_bwd, layers)
+    w_fwd, w_bwd = ref_hebbian(genome, spec, w_fwd, w_bwd, layers)
     return layers, w_fwd, w_bwd
 
 

@@ -15,7 +15,12 @@ import pytest
 from PIL import Image
 
 from blur.cli.main import main
-from blur.experiments.reproduce import EXPERIMENTS, ExperimentNotImplementedError, run_experiment
+from blur.experiments.reproduce import (
+    EXPERIMENTS,
+    Experiment,
+    ExperimentNotImplementedError,
+    run_experiment,
+)
 from blur.experiments.reproduce import symmetry as sym
 
 ISSUE_EXPERIMENTS = [
@@ -57,12 +62,15 @@ def test_list_names_every_experiment_of_the_issue_with_a_time_and_its_status():
     assert EXPERIMENTS["symmetry"].implemented and EXPERIMENTS["sgd-sweep"].implemented
 
 
-def test_an_unimplemented_experiment_says_so(tmp_path: Path):
-    rc, _, err = call(["reproduce", "toy", "--out", str(tmp_path / "t")])
-    assert rc == 2 and "not implemented yet" in err and "toy" in err
+def test_an_unimplemented_experiment_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    # Every experiment of the issue is implemented now: list one that is not.
+    monkeypatch.setitem(EXPERIMENTS, "later", Experiment("later", "§9", "x", "target 5 min",
+                                                         missing="the driver"))
+    rc, _, err = call(["reproduce", "later", "--out", str(tmp_path / "t")])
+    assert rc == 2 and "not implemented yet" in err and "the driver" in err
     assert not (tmp_path / "t").exists()
     with pytest.raises(ExperimentNotImplementedError, match="not implemented yet"):
-        run_experiment("unsupervised", tmp_path / "s")
+        run_experiment("later", tmp_path / "s")
     rc, _, err = call(["reproduce", "nonsense"])
     assert rc == 2 and "unknown experiment" in err
 

@@ -94,6 +94,11 @@ SPEC_CASES: dict[str, dict[str, Any]] = {
         "hebbian_reduce": "mean",
     },
     "keep_max": {"synapse_keep_max": 0.5},
+    "unsupervised": {"unsupervised_update": True},
+    "unsupervised_asymmetric_oja": {"unsupervised_update": True, "synapse_stabiliser": ("oja",),
+                                    "feedback": "softmax_error", "last_activation": "linear"},
+    "unsupervised_symmetric_per_layer": {"unsupervised_update": True,
+                                         "symmetric_synapses": True, "per_layer_genome": True},
 }
 
 

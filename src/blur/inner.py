@@ -71,6 +71,8 @@ def cf_step(
 ) -> tuple[ChannelFirstState, StepMetrics]:
     """:func:`step` on the channel-first layout (what :func:`unroll` scans)."""
     neurons = cf_forward(genome, spec, state, batch.x)
+    if spec.unsupervised_update:  # static: the default path is unchanged
+        state = cf_unsupervised(genome, spec, state, neurons)
     logits = neurons[-1][0]
     neurons = cf_feedback(spec, neurons, batch.y)
     neurons = cf_backward(genome, spec, state, neurons)
@@ -85,10 +87,23 @@ def cf_step(
     return new_state, metrics
 
 
+def cf_unsupervised(
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, neurons: tuple[jax.Array, ...]
+) -> ChannelFirstState:
+    """The label-free Hebbian update of ``spec.unsupervised_update``: eqs. (7)-(8) applied to
+    the forward-pass neurons (channel-first, [K, B, n_l] per layer) before any feedback is
+    written; returns the state with the updated synapses (its neurons are left as they were:
+    the step goes on with the forward neurons)."""
+    updated = cf_hebbian(genome, spec, state, neurons)
+    return state.replace(w=updated.w, b=updated.b, wb=updated.wb)  # type: ignore[attr-defined]
+
+
 def step(
     genome: Genome, spec: NetworkSpec, state: NetworkState, batch: Batch
 ) -> tuple[NetworkState, StepMetrics]:
-    """One inner training step: forward, feedback, backward, Hebbian (paper §3.2-3.3).
+    """One inner training step: forward, feedback, backward, Hebbian (paper §3.2-3.3); with
+    ``spec.unsupervised_update`` also a label-free Hebbian update right after the forward pass
+    (:func:`cf_unsupervised`).
 
     Args:
       genome: the rule.

@@ -68,6 +68,10 @@ class NetworkSpec:
       per_layer_genome: the genome carries a leading layer axis of length L.
       synapse_keep_max: if set, the synapse keep gate f~ is clipped to at most this value
         (calibration.md, trap 2: f~ > 1 makes weights grow exponentially).
+      unsupervised_update: also apply the Hebbian update (eqs. 7-8) once right after the
+        forward pass, from the forward neurons alone, before the label is written (the
+        paper's §5 future work, "weight updates on the forward pass"); the backward pass and
+        the usual supervised update then start from those synapses. Off by default.
     """
 
     layer_sizes: tuple[int, ...]
@@ -87,6 +91,7 @@ class NetworkSpec:
     fan_in_scaling: bool = False
     per_layer_genome: bool = False
     synapse_keep_max: float | None = None
+    unsupervised_update: bool = False
 
     def __post_init__(self) -> None:
         sizes = tuple(self.layer_sizes)

@@ -12,16 +12,19 @@ import sys
 from pathlib import Path
 
 ABLATIONS = ("states", "normalisation", "activations", "depth-transfer", "variants",
-             "stability")
+             "stability", "unsupervised")
 OPTIONS: dict[str, tuple[str, ...]] = {
-    "genome": ("symmetry", "sgd-sweep", "depth-transfer"),
+    "genome": ("symmetry", "sgd-sweep", "depth-transfer", "mnist-generalisation",
+               "unsupervised"),
     "tasks": ("sgd-sweep",),
     "num_tasks": ("sgd-sweep",),
     "query_size": ("sgd-sweep",),
     "rules": ("symmetry",),
     "variants": ABLATIONS,
-    "meta_steps": ABLATIONS,
-    "num_runs": ABLATIONS,
+    "meta_steps": (*ABLATIONS, "toy", "cma-vs-gradient", "omniglot"),
+    "num_runs": (*ABLATIONS, "toy", "cma-vs-gradient", "omniglot"),
+    "generations": ("cma-vs-gradient",),
+    "popsize": ("cma-vs-gradient",),
     "states": ("activations",),
     "eval_depths": ("depth-transfer",),
     "num_steps": ("stability",),
@@ -48,7 +51,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="PRNG seed")
     p.add_argument("--genome", type=Path, default=None,
                    help="a genome file (symmetry: the learned rule; sgd-sweep: the genome; "
-                   "depth-transfer: a shared genome evaluated instead of meta-training)")
+                   "depth-transfer: a shared genome evaluated instead of meta-training; "
+                   "mnist-generalisation, unsupervised: a shipped name or file, default "
+                   "mnist-k4)")
     p.add_argument("--tasks", nargs="+", default=None,
                    help="sgd-sweep: task families (default: the scale's)")
     p.add_argument("--num-tasks", type=int, default=None,
@@ -62,11 +67,19 @@ def parser() -> argparse.ArgumentParser:
                    help="ablations: the variants to run (states: k2 k3 k4 k8 k16; "
                    "normalisation: none forward backward both; activations: FWD/BWD pairs, "
                    "e.g. relu/tanh; variants: sym|asym-single|multi-bp|rand; depth-transfer: "
-                   "train1L train2L ...; stability: oja none normalize normalize+oja)")
+                   "train1L train2L ...; stability: oja none normalize normalize+oja; "
+                   "unsupervised: off on, meta-trained instead of evaluating a genome)")
     p.add_argument("--meta-steps", type=int, default=None,
-                   help="ablations: meta-steps per variant (default: the scale's)")
+                   help="ablations, toy, cma-vs-gradient, omniglot: meta-steps per variant "
+                   "(default: the scale's)")
     p.add_argument("--num-runs", type=int, default=None,
-                   help="ablations: best-of-N runs per variant (default: the scale's)")
+                   help="ablations, toy, cma-vs-gradient, omniglot: best-of-N runs per "
+                   "variant "
+                   "(default: the scale's)")
+    p.add_argument("--generations", type=int, default=None,
+                   help="cma-vs-gradient: CMA-ES generations (default: the scale's)")
+    p.add_argument("--popsize", type=int, default=None,
+                   help="cma-vs-gradient: CMA-ES population (default: the scale's)")
     p.add_argument("--states", type=int, nargs="+", default=None,
                    help="activations: numbers of states to cross the pairs with")
     p.add_argument("--eval-depths", type=int, nargs="+", default=None,

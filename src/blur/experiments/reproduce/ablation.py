@@ -41,6 +41,7 @@ from blur.experiments.config import (
     RunConfig,
     TaskConfig,
     build_family,
+    config_from_json,
     config_to_json,
     get_preset,
 )
@@ -55,7 +56,7 @@ from blur.experiments.evaluation import (
 from blur.experiments.reproduce.common import Outcome, finish, markdown_table
 from blur.genome import Genome
 from blur.outer.gradient import Curriculum
-from blur.tasks.base import Episode
+from blur.tasks.base import Episode, TaskFamily
 
 EVAL_KEY = 777
 """The evaluation key is ``fold_in(PRNGKey(seed), 777)``, as in a run's final evaluation."""
@@ -204,8 +205,10 @@ def meta_train(variant: Variant, run_dir: Path) -> Trained:
     config = dataclasses.replace(variant.config, run_dir=run_dir)
     resume = (run_dir / runs.CHECKPOINT).exists()
     if resume:
-        recorded = (run_dir / runs.CONFIG).read_text("utf-8").strip()
-        if recorded != config_to_json(config).strip():
+        recorded = (run_dir / runs.CONFIG).read_text("utf-8")
+        # Compared through the current schema, so a run recorded before a field with a default
+        # was added (e.g. network.unsupervised_update) still resumes.
+        if config_to_json(config_from_json(recorded)) != config_to_json(config):
             raise ValueError(
                 f"{run_dir} holds a run of another config than variant {variant.name!r} at "
                 "this scale and seed; give another --out, or delete that folder"
@@ -228,7 +231,7 @@ def train_all(variants: Sequence[Variant], out: Path) -> dict[str, Trained]:
 
 
 def evaluate_probes(
-    trained: dict[str, Trained], probes: Sequence[Probe], families: Sequence[str],
+    trained: dict[str, Trained], probes: Sequence[Probe], families: Sequence[str | TaskFamily],
     settings: EvalSettings, key: jax.Array,
     transform: Callable[[Episode, jax.Array], Episode] | None = None,
     num_steps: int | None = None,
@@ -236,14 +239,15 @@ def evaluate_probes(
     """Evaluate every probe beside tuned baselines, one :func:`evaluate` call per network.
 
     Every group samples the same tasks (one key), so all rows are paired with each other too.
-    ``num_steps``: inner steps (default: the largest report step).
+    ``families``: names (:func:`build_family`) or built families; ``num_steps``: inner steps
+    (default: the largest report step).
     """
     hiddens: list[tuple[int, ...]] = []
     for p in probes:
         h = p.hidden or trained[p.variant].variant.config.network.hidden
         if h not in hiddens:
             hiddens.append(h)
-    built = [build_family(f) for f in families]
+    built = [build_family(f) if isinstance(f, str) else f for f in families]
     groups = []
     for hidden in hiddens:
         members = [p for p in probes
@@ -377,10 +381,12 @@ def write_report(
     trained: dict[str, Trained], variants: Sequence[Variant], settings: EvalSettings,
     families: Sequence[str], title: str, options: dict[str, Any], command: str | None,
     marks: Sequence[tuple[int, str]] = (), extra: dict[str, Any] | None = None,
-    figures: Sequence[Path] = (),
+    figures: Sequence[Path] = (), notes: str = "", selection: str | None = None,
 ) -> Outcome:
     """Rows, ``EXPERIMENT.png``, ``table.md``, ``table.json`` and ``run.json`` of an ablation
-    (``extra``: more entries of ``table.json``; ``figures``: more figures already written)."""
+    (``extra``: more entries of ``table.json``; ``figures``: more figures already written;
+    ``notes``: markdown appended to ``table.md``; ``selection``: replaces the caption's
+    sentence on how the genomes were meta-trained, e.g. for a genome loaded from a file)."""
     steps = tuple(settings.report_steps)
     rows = report_rows(groups, trained, steps)
     figure = plot(groups, out / f"{experiment}.png", title, marks)
@@ -389,13 +395,17 @@ def write_report(
         f"{title}. Query accuracy (%), mean ± s.e. over {num} tasks ({len(families)} "
         f"famil{'y' if len(families) == 1 else 'ies'} x {settings.num_tasks}), batch "
         f"{settings.batch_size}, {settings.query_size} query examples; every variant and the "
-        f"baseline train on the same batches from the same synapse-init keys. meta-val: the "
-        f"selected genome's meta-validation accuracy (best of "
-        f"{variants[0].config.gradient.num_runs} runs x "
-        f"{variants[0].config.gradient.meta_steps} meta-steps). verdict: ahead / behind where "
-        f"the 95% interval of the paired difference excludes 0, else tie."
+        f"baseline train on the same batches from the same synapse-init keys. "
+        + (selection if selection is not None else
+           f"meta-val: the selected genome's meta-validation accuracy (best of "
+           f"{variants[0].config.gradient.num_runs} runs x "
+           f"{variants[0].config.gradient.meta_steps} meta-steps).")
+        + " verdict: ahead / behind where the 95% interval of the paired difference excludes "
+        "0, else tie."
     )
     text = markdown(rows, groups, steps, caption)
+    if notes:
+        text += "\n\n" + notes
     table = {
         "experiment": experiment,
         "variants": [{"name": v.name, "description": v.description,
