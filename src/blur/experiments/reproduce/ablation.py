@@ -53,7 +53,7 @@ from blur.experiments.evaluation import (
     summarize,
     verdict,
 )
-from blur.experiments.reproduce.common import Outcome, finish, markdown_table
+from blur.experiments.reproduce.common import Outcome, finish, markdown_table, save_figure
 from blur.genome import Genome
 from blur.outer.gradient import Curriculum
 from blur.tasks.base import Episode, TaskFamily
@@ -370,10 +370,7 @@ def plot(groups: Sequence[Group], path: Path, title: str,
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("query accuracy (mean over tasks)")
     fig.suptitle(textwrap.fill(title, 60 * len(groups)), fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def write_report(

@@ -44,7 +44,7 @@ from blur.experiments.reproduce.ablation import (
     train_all,
     write_report,
 )
-from blur.experiments.reproduce.common import Outcome, markdown_table
+from blur.experiments.reproduce.common import Outcome, markdown_table, save_figure
 from blur.outer.evolution import CMAConfig
 
 GENERATIONS = {"tiny": 2, "small": 200, "paper": 400}
@@ -119,10 +119,7 @@ def plot_validation(curves: dict[str, dict[str, list[float]]], path: Path,
     axes[0].set_ylabel("meta-validation accuracy")
     fig.suptitle("CMA-ES vs gradient meta-training (§4.4, Fig. 7): held-out validation "
                  "accuracy", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(

@@ -41,7 +41,7 @@ from blur.experiments.reproduce.ablation import (
     evaluate_probes,
     write_report,
 )
-from blur.experiments.reproduce.common import Outcome, markdown_table
+from blur.experiments.reproduce.common import Outcome, markdown_table, save_figure
 from blur.tasks import DataNotFoundError
 
 DATASETS = ("mnist", "fashion_mnist", "emnist", "kmnist")
@@ -136,10 +136,7 @@ def plot_datasets(groups: list[Group], path: Path, title: str) -> Path:
             ax.legend(fontsize=7, loc="lower right")
         row[0].set_ylabel("test accuracy")
     fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(

@@ -33,7 +33,7 @@ from blur.experiments.evaluation import (
     format_table,
     to_json,
 )
-from blur.experiments.reproduce.common import Outcome, finish, markdown_table
+from blur.experiments.reproduce.common import Outcome, finish, markdown_table, save_figure
 from blur.tasks import TOY2D_META_VAL
 
 OPTIMIZERS = ("sgd", "momentum")
@@ -142,10 +142,7 @@ def plot(genome: np.ndarray, base: dict[str, tuple[np.ndarray, np.ndarray]], nam
     ax.set_ylim(0, 1)
     ax.set_title("accuracy vs learning rate", fontsize=9)
     ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(

@@ -53,7 +53,7 @@ from blur.experiments.reproduce.ablation import (
     with_network,
     write_report,
 )
-from blur.experiments.reproduce.common import Outcome
+from blur.experiments.reproduce.common import Outcome, save_figure
 from blur.genome import Genome
 from blur.inner import unroll
 from blur.network import NetworkSpec, init_state
@@ -199,10 +199,7 @@ def plot_synapses(amplitudes: dict[str, dict[str, list[float | None]]], switch: 
     ax.set_title("synapse RMS (geometric mean over finite runs)", fontsize=9)
     bx.set_title("fraction of inner runs still finite", fontsize=9)
     bx.set_ylim(-0.02, 1.02)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def all_variants(scale: str, seed: int = 0, meta_steps: int | None = None,

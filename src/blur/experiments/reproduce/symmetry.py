@@ -45,7 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from blur.experiments.config import get_preset
-from blur.experiments.reproduce.common import Outcome, finish, markdown_table
+from blur.experiments.reproduce.common import Outcome, finish, markdown_table, save_figure
 from blur.genome import Genome, backprop_genome
 from blur.inner import step
 from blur.network import NetworkSpec, NetworkState, backprop_spec, init_state, tie_backward
@@ -355,10 +355,7 @@ def plot(cases: list[Case], jacobians: list[np.ndarray], path: Path) -> Path:
         for ax in (ax_j, ax_a):
             ax.set_xlabel("w_m (flattened forward synapses)", fontsize=8)
             ax.set_ylabel("Δw_k", fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=80)
 
 
 def run(

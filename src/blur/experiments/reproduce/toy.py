@@ -54,7 +54,7 @@ from blur.experiments.reproduce.ablation import (
     pooled_curve,
     train_all,
 )
-from blur.experiments.reproduce.common import Outcome, finish, markdown_table
+from blur.experiments.reproduce.common import Outcome, finish, markdown_table, save_figure
 from blur.genome import Genome
 from blur.inner import predict, unroll_jit
 from blur.network import init_state
@@ -178,10 +178,7 @@ def plot_curves(groups: dict[str, dict[str, Any]], path: Path, title: str) -> Pa
         ax.legend(fontsize=7, loc="lower right")
     axes[0][0].set_ylabel("query accuracy (mean over tasks)")
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_regions(panels: list[dict[str, Any]], path: Path, num_steps: int) -> Path:
@@ -214,10 +211,7 @@ def plot_regions(panels: list[dict[str, Any]], path: Path, num_steps: int) -> Pa
     fig.suptitle(textwrap.fill(f"Decision regions after {num_steps} steps (fill: predicted "
                                "class; black line: true boundary; dots: last support batch)",
                                45 * cols), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def run(
