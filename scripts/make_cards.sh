@@ -30,12 +30,12 @@ if [[ ${#NAMES[@]} -eq 0 || " ${NAMES[*]} " == *" mnist-k4 "* ]]; then
     "${EVAL[@]}"
 fi
 if [[ ${#NAMES[@]} -eq 0 || " ${NAMES[*]} " == *" cma-mnist-k2 "* ]]; then
-  $BLUR genomes card cma-mnist-k2 results/cma-mnist14-proto-gen100/genome.json \
-    --tasks "mnist?split=test&resolution=14" \
-    --summary "Per-layer K=2 rule found by CMA-ES (paper 4.4: population 80, sigma 0.3, 100 generations, fitness = query accuracy after 15 steps) on 14x14 MNIST in the calibration prototype's setting (the cma-mnist14 preset): hidden (512,), neuron normalisation over the batch on both passes. Evaluated on 14x14 MNIST test images." \
-    --made-with "PYTHONPATH=src python results/cma-parity/run_cma.py results/cma-parity/proto-fresh-s0 --chunk 8 (the CMA mean at generation 100; killed at 60 and resumed; see results/cma-parity/README.md)" \
-    --machine "the 2-core CPU work machine (jax 0.10.2), shared with other jobs" \
-    --wall-time-s 4040 --wall-time-note "sum of the per-generation seconds in results/cma-parity/proto-fresh-s0/log.jsonl (generations 0-59 under heavy load from other jobs)" \
+  $BLUR genomes card cma-mnist-k2 results/cma-mnist14-preset/seed1/genome.json \
+    --tasks "mnist?query_split=test&resolution=14" \
+    --summary "Per-layer K=2 rule found by CMA-ES (paper 4.4: population 80, sigma 0.3, fitness = query accuracy after 15 steps) on 14x14 MNIST training images with the cma-mnist14 preset: hidden (512,), neuron normalisation over the batch on both passes; the CMA mean of generation 90 of 100, selected on 8 validation tasks carved from the training images. Evaluated on the whole 14x14 MNIST test split." \
+    --made-with ".venv/bin/blur evolve --preset cma-mnist14 --seed 1 --run-dir runs/cma14-s1 (results/cma-mnist14-preset/seed1)" \
+    --machine "the 2-core CPU work machine (jax 0.10.2), shared with two or three other jobs" \
+    --wall-time-s 1686 --wall-time-note "the run loop's own wall time, beside a toy2d sweep and other runs" \
     --meta-trained-on "mnist?resolution=14" \
     "${EVAL_CMA[@]}"
 fi
