@@ -109,6 +109,7 @@ def test_select_names_the_valid_variants():
 # ------------------------------------------------------------------ states (Fig. 13)
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_states_runs_end_to_end_and_refuses_another_config_in_its_folder(tmp_path: Path):
     out = tmp_path / "states"
     table = run_cli("states", out, "--variants", "k2", "k3")
@@ -146,6 +147,7 @@ def test_ablation_options_are_checked_by_the_cli(tmp_path: Path):
 # ------------------------------------------------------------------ normalisation (Fig. 8)
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_normalisation_runs_end_to_end(tmp_path: Path):
     out = tmp_path / "norm"
     table = run_cli("normalisation", out, "--variants", "none", "both")
@@ -172,6 +174,7 @@ def test_activation_pairs_are_checked():
         activations.make_variants("tiny", ("relu/tanh",), (1,))
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_activations_runs_end_to_end(tmp_path: Path):
     out = tmp_path / "act"
     table = run_cli("activations", out)
@@ -185,6 +188,7 @@ def test_activations_runs_end_to_end(tmp_path: Path):
 # ------------------------------------------------------------------ depth-transfer (Fig. 10)
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_depth_transfer_runs_both_directions_and_takes_a_shared_genome(tmp_path: Path):
     out = tmp_path / "depth"
     table = run_cli("depth-transfer", out)
@@ -216,6 +220,7 @@ def test_depth_transfer_refuses_a_per_layer_genome(tmp_path: Path):
 # ------------------------------------------------------------------ variants (Fig. 9)
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_variants_runs_end_to_end(tmp_path: Path):
     out = tmp_path / "variants"
     table = run_cli("variants", out)
@@ -271,6 +276,7 @@ def test_join_takes_the_original_labels_up_to_the_switch_and_the_permuted_after(
     assert joined.baselines["sgd"].curves[2, 1].tolist() == [0, 0, 0, 0, 0, 1, 1]
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_stability_runs_end_to_end(tmp_path: Path):
     out = tmp_path / "stab"
     table = run_cli("stability", out, "--variants", "oja", "normalize")

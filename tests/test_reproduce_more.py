@@ -29,6 +29,7 @@ def run_cli(experiment: str, out: Path, *extra: str) -> tuple[dict, str]:
 # ------------------------------------------------------------------ toy (Figs. 3-4)
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_toy_runs_end_to_end_with_both_spreads_and_decision_regions(tmp_path: Path):
     out = tmp_path / "toy"
     table, md = run_cli("toy", out, "--num-runs", "2")
@@ -87,6 +88,7 @@ def test_cma_vs_gradient_runs_both_methods_on_the_same_validation(tmp_path: Path
 # ------------------------------------------------------- mnist-generalisation (Figs. 5, 11)
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 @pytest.mark.parametrize(("genome", "depth"), [(None, 2), ("toy2d-k2", 1)])
 def test_mnist_generalisation_evaluates_the_depth_a_per_layer_genome_fits(
         tmp_path: Path, genome: str | None, depth: int):
@@ -135,6 +137,7 @@ def test_unsupervised_compares_a_genome_with_the_option_off_and_on(tmp_path: Pat
         assert all(0 <= c["mean"] <= 1 for c in row["steps"])
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_unsupervised_meta_trains_off_and_on_through_the_ablation_driver(tmp_path: Path):
     out = tmp_path / "un"
     table, _ = run_cli("unsupervised", out, "--variants", "off", "on")
@@ -176,6 +179,7 @@ def test_omniglot_evaluation_subsets_are_disjoint_from_each_other_training_and_s
         omniglot.subsets(50)
 
 
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
 def test_omniglot_runs_end_to_end_with_the_spread_over_subsets(tmp_path: Path):
     import numpy as np
 
