@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 from sklearn.datasets import load_digits, make_blobs
+from sklearn.exceptions import SkipTestWarning
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler
@@ -47,11 +50,6 @@ SKIPPED_CHECKS: dict[str, str] = {
 
 
 def test_passes_sklearn_check_estimator():
-    import re
-    import warnings
-
-    from sklearn.exceptions import SkipTestWarning
-
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkipTestWarning)
         check_estimator(BlurClassifier(**FAST), expected_failed_checks=EXPECTED_FAILED_CHECKS)

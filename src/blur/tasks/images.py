@@ -278,14 +278,14 @@ class ImageClassification:
         Raises:
           DataNotFoundError: If the data set is not imported (the message gives the command).
         """
-        data = load_dataset(dataset, root)
-        images, labels = data.split(split)
-        q_images, q_labels = data.split(query_split) if query_split is not None else (None, None)
-        if query_split is not None and query_split == split:
+        if query_split == split:
             raise ValueError(
                 f"query_split={query_split!r} equals split: support and query would share "
                 "images; leave query_split out to hold out a query pool of the split instead"
             )
+        data = load_dataset(dataset, root)
+        images, labels = data.split(split)
+        q_images, q_labels = data.split(query_split) if query_split is not None else (None, None)
         if name is None:
             label = data.split_label(split)
             if query_split is not None:
