@@ -6,6 +6,8 @@ per-layer refusal) have unit tests."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -296,3 +298,27 @@ def test_stability_runs_end_to_end(tmp_path: Path):
     rc, _, err = call(["reproduce", "stability", "--scale", "tiny", "--out",
                        str(tmp_path / "bad"), "--switch", "8"])
     assert rc == 2 and "switch=8 must be an inner step" in err
+
+
+@pytest.mark.slow  # end to end; CI runs it in its own process (.ci/run)
+def test_stability_evaluates_families_with_different_numbers_of_classes(tmp_path: Path,
+                                                                         monkeypatch):
+    """The small scale's held-out toy families mix 2 and 5 classes (blob5); the label
+    randomisation is drawn per class count, and every family is reported in its order.
+    (Regression: `blur reproduce stability` refused the small scale's families.)"""
+    from blur.experiments.config import TaskConfig
+    from blur.experiments.reproduce import ablation
+
+    def mixed(scale, seed=0, meta_steps=None, num_runs=None):  # noqa: ANN001, ANN202
+        c = ablation.base_config(scale, seed, meta_steps, num_runs)
+        return dataclasses.replace(c, tasks=TaskConfig(train=("xor",),
+                                                       validate=("blob5", "pie")))
+
+    monkeypatch.setattr(stability, "base_config", mixed)
+    stability.run(tmp_path / "stab", scale="tiny", variants=("oja",))
+    table = json.loads((tmp_path / "stab" / "table.json").read_text())
+    assert table["families"] == ["blob5", "pie"]
+    rows = table["groups"][0]["rows"]
+    assert [r["family"] for r in rows if r["step"] == 8] == ["blob5", "pie", "all"]
+    blob5 = [r for r in rows if r["family"] == "blob5" and r["step"] == 8][0]
+    assert 0 <= blob5["oja"]["mean"] <= 1
