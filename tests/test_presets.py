@@ -138,3 +138,25 @@ def test_initial_genome_takes_the_config_rates_scale_and_feedback():
         initial_genome(dataclasses.replace(per_layer, init_eta_tilde=(1.0, 2.0, 3.0)), 2, key)
     with pytest.raises(ValueError, match="shared genome"):
         initial_genome(RunConfig(init_eta_tilde=(1.0, 2.0)), 2, key)
+
+
+
+@pytest.mark.realdata
+def test_cma_skip_unused_reaches_the_trainer(require_dataset):
+    """cma-mnist14 searches 36 values; with skip_unused the 4 its network never reads (layer
+    0's backward normalisation) are left out of the trainer's search: 32."""
+    import dataclasses
+
+    require_dataset("mnist")
+    from blur.experiments.loop import make_trainer
+    from blur.genome import init_genome
+
+    config = get_preset("cma-mnist14")
+    genome = init_genome(
+        config.genome_init, jax.random.PRNGKey(0), config.network.num_states,
+        num_layers=len(config.network.hidden) + 1,
+    )
+    assert make_trainer(config, genome).x0.shape == (36,)
+    cma = dataclasses.replace(config.evolution.cma, skip_unused=True)
+    skip = dataclasses.replace(config, evolution=dataclasses.replace(config.evolution, cma=cma))
+    assert make_trainer(skip, genome).x0.shape == (32,)  # 20 shared + 3 norm sets x 2 x 2

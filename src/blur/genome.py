@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, get_args
 
 import jax
@@ -444,6 +444,7 @@ def genome_subspace(
     genome: Genome,
     fields: Sequence[str] | None = None,
     shared_fields: Sequence[str] = (),
+    frozen: Mapping[str, Sequence[int]] | None = None,
 ) -> tuple[jax.Array, GenomeSubspace]:
     """Flatten the searched ``fields`` of ``genome`` (all: None) and return the inverse.
 
@@ -453,6 +454,10 @@ def genome_subspace(
         calibration.md's CMA-ES search), or None for every field.
       shared_fields: searched fields of a per-layer genome that take one value for all layers
         (their per-layer values in ``genome`` must be equal).
+      frozen: field -> layers of a per-layer genome that keep ``genome``'s values although
+        the field is searched (e.g. :func:`blur.rules.unused_genome_fields`, values the
+        network never reads). A field frozen in every layer is not searched; a shared field is
+        searched while one of its layers is not frozen.
 
     Returns:
       (searched values [D] float32, the :class:`GenomeSubspace` mapping them back).
@@ -476,15 +481,29 @@ def genome_subspace(
             "shared_fields need a per-layer genome (a shared genome already uses one value for "
             "every layer); pass shared_fields=()"
         )
+    frozen = {k: frozenset(int(i) for i in v) for k, v in (frozen or {}).items()}
+    unknown = sorted(set(frozen) - set(FIELD_NAMES))
+    if unknown:
+        raise ValueError(f"frozen names unknown genome fields {unknown}")
+    if frozen and L is None:
+        raise ValueError(
+            "frozen layers need a per-layer genome; for a shared genome leave the field out of "
+            "fields instead"
+        )
     full, _ = ravel_pytree(genome)
     unravel = _unravel_fn(genome.num_states, L)
     positions = unravel(jnp.arange(full.size, dtype=jnp.float32))
     targets: list[int] = []
     sources: list[int] = []
+    searched: set[str] = set()
     for name in (f.name for f in dataclasses.fields(Genome)):  # genome order
         if name not in names:
             continue
         pos = np.asarray(getattr(positions, name)).astype(np.int64)
+        kept = [] if L is None else [i for i in range(L) if i not in frozen.get(name, ())]
+        if L is not None and not kept:
+            continue  # frozen in every layer: keeps the base values, not searched
+        searched.add(name)
         if name in shared_fields:
             values = np.asarray(getattr(genome, name))
             if not np.all(values == values[:1]):
@@ -499,16 +518,22 @@ def genome_subspace(
                 sources.extend(range(start, start + row.size))
         else:
             start = max(sources, default=-1) + 1
-            targets.extend(pos.reshape(-1).tolist())
-            sources.extend(range(start, start + pos.size))
+            rows = pos.reshape(-1) if L is None else pos.reshape(L, -1)[kept].reshape(-1)
+            targets.extend(rows.tolist())
+            sources.extend(range(start, start + rows.size))
+    if not searched:
+        raise ValueError(
+            f"genome_subspace: every searched field {list(names)} is frozen in every layer; "
+            "nothing is left to search"
+        )
     order = np.argsort(np.asarray(targets), kind="stable")
     base = np.asarray(full, np.float32).copy()
     base[np.asarray(targets, np.int64)] = 0.0  # overwritten by every call: not part of equality
     subspace = GenomeSubspace(
         num_states=genome.num_states,
         num_layers=L,
-        fields=tuple(n for n in FIELD_NAMES if n in names),
-        shared_fields=tuple(n for n in FIELD_NAMES if n in shared_fields),
+        fields=tuple(n for n in FIELD_NAMES if n in searched),
+        shared_fields=tuple(n for n in FIELD_NAMES if n in shared_fields and n in searched),
         base=tuple(float(v) for v in base),
         targets=tuple(int(targets[i]) for i in order),
         sources=tuple(int(sources[i]) for i in order),

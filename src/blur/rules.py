@@ -44,6 +44,34 @@ def _g(genome: Genome, spec: NetworkSpec, layer: int) -> Genome:
     return genome.layer(layer) if spec.per_layer_genome else genome
 
 
+def unused_genome_fields(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
+    """Genome values that a step under ``spec`` never reads: field -> synapse layers.
+
+    Structural facts of eqs. (5)-(8) as implemented here, so a search (CMA-ES) need not spend
+    dimensions on them:
+
+    * the backward pass (eq. 6) rewrites hidden layers L-1..1 with layer l's genome, so layer
+      0's backward values (``mu``, ``bwd_norm_*``) are never read: the input layer is fixed;
+    * normalisation values of a pass that ``spec.neuron_norm`` leaves unnormalised;
+    * ``oja`` without the ``oja`` stabiliser, ``alpha`` without ``saturate``.
+
+    A shared genome reads a field as soon as one layer does: a field is unused by it only
+    when every layer ``0..spec.num_layers-1`` is listed. Tested against the engine in
+    ``tests/test_rules_unused.py`` (perturbing a listed value leaves a run unchanged).
+    """
+    every = tuple(range(spec.num_layers))
+    unused: dict[str, tuple[int, ...]] = {"mu": (0,)}
+    backward = every if spec.neuron_norm not in ("backward", "both") else (0,)
+    unused["bwd_norm_shift"] = unused["bwd_norm_scale"] = backward
+    if spec.neuron_norm not in ("forward", "both"):
+        unused["fwd_norm_shift"] = unused["fwd_norm_scale"] = every
+    if "oja" not in spec.synapse_stabiliser:
+        unused["oja"] = every
+    if "saturate" not in spec.synapse_stabiliser:
+        unused["alpha"] = every
+    return unused
+
+
 def normalize(x: jax.Array, shift: jax.Array, scale: jax.Array, state_axis: int = -1) -> jax.Array:
     """Per-state normalisation over batch and neurons, then a learnable affine (§3.4).
 

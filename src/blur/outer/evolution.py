@@ -29,6 +29,7 @@ import numpy as np
 from blur.genome import FIELD_NAMES, Genome, GenomeSubspace, genome_subspace
 from blur.network import NetworkSpec
 from blur.outer.objective import ObjectiveAux, ObjectiveConfig, sample_episodes, score_episodes
+from blur.rules import unused_genome_fields
 from blur.tasks.base import TaskFamily
 
 Restarts = Literal["none", "ipop", "bipop"]
@@ -56,6 +57,10 @@ class CMAConfig:
         init shared by the generation (:func:`score_population`).
       chunk_size: candidates scored together in one ``vmap`` (None: all); a speed setting,
         the scores do not depend on it (up to float rounding).
+      skip_unused: leave out of the search the values the network never reads
+        (:func:`blur.rules.unused_genome_fields`: e.g. the first layer's backward
+        normalisation in a per-layer genome); they keep the initial genome's values. Off by
+        default so that runs checkpointed before it resume with the same dimension.
     """
 
     popsize: int = 80
@@ -68,6 +73,7 @@ class CMAConfig:
     shared_fields: tuple[str, ...] = ()
     fresh_init: bool = False
     chunk_size: int | None = None
+    skip_unused: bool = False
 
     def __post_init__(self) -> None:
         if self.popsize < 2:
@@ -99,14 +105,28 @@ class CMAConfig:
             raise ValueError(f"CMAConfig.chunk_size={self.chunk_size} must be >= 1 (or None)")
 
 
-def search_space(genome0: Genome, config: CMAConfig) -> tuple[np.ndarray, GenomeSubspace]:
+def search_space(
+    genome0: Genome, config: CMAConfig, spec: NetworkSpec | None = None
+) -> tuple[np.ndarray, GenomeSubspace]:
     """The CMA-ES start x0 [D] (float64) and the map from a searched vector to a genome.
 
     ``config.search_fields`` / ``shared_fields`` pick what is searched; every other value of
-    ``genome0`` stays fixed. The map is hashable (a static argument of
+    ``genome0`` stays fixed. With ``config.skip_unused`` the values that ``spec``'s network
+    never reads are not searched either. The map is hashable (a static argument of
     :func:`score_population`).
     """
-    x0, subspace = genome_subspace(genome0, config.search_fields, config.shared_fields)
+    fields = FIELD_NAMES if config.search_fields is None else config.search_fields
+    frozen: dict[str, tuple[int, ...]] = {}
+    if config.skip_unused:
+        if spec is None:
+            raise ValueError("CMAConfig.skip_unused needs the network spec: pass spec=")
+        unused = unused_genome_fields(spec)
+        if genome0.num_layers is None:  # shared: a field is unused only if no layer reads it
+            everywhere = {f for f, ls in unused.items() if len(ls) == spec.num_layers}
+            fields = tuple(f for f in fields if f not in everywhere)
+        else:
+            frozen = unused
+    x0, subspace = genome_subspace(genome0, fields, config.shared_fields, frozen=frozen)
     return np.asarray(x0, np.float64), subspace
 
 
@@ -320,7 +340,7 @@ class EvolutionTrainer:
 
     def __post_init__(self) -> None:
         # cma.search_fields / shared_fields choose what is searched; the rest stays at genome
-        self.x0, self.unravel = search_space(self.genome, self.cma)
+        self.x0, self.unravel = search_space(self.genome, self.cma, self.spec)
 
     def init(self) -> CMAES:
         return CMAES(self.x0, self.cma)
