@@ -7,7 +7,6 @@ per-layer refusal) have unit tests."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 from pathlib import Path
 

@@ -18,9 +18,9 @@ import pytest
 
 import blur
 from blur.genome import RULE_FIELDS, STATE_FIELDS, calibration_delta_genome, random_genome
-from blur.tasks.base import Batch
 from blur.outer.evolution import CMAConfig, search_space
 from blur.rules import unused_genome_fields
+from blur.tasks.base import Batch
 
 SPECS = {
     "per-layer, norm both, 2 hidden": dict(
