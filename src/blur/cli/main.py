@@ -3,6 +3,7 @@ tyro and calls one library function."""
 
 from __future__ import annotations
 
+import os
 import sys
 
 COMMANDS = {
@@ -39,6 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     module, func, _ = COMMANDS[name]
     import importlib
+
+    if os.environ.get("BLUR_COORDINATOR"):
+        # BLUR_COORDINATOR / BLUR_NUM_PROCESSES / BLUR_PROCESS_ID: join the multi-process run
+        # before any JAX computation (blur.outer.sharding).
+        from blur.outer.sharding import initialize_distributed
+
+        initialize_distributed()
 
     try:
         return int(getattr(importlib.import_module(module), func)(rest) or 0)

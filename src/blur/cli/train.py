@@ -109,11 +109,15 @@ def _main(argv: list[str], prog: str, default_preset: str, method: str) -> int:
     config, resume = _parse(argv, prog, default_preset, method)
     _setup_logging()
     from blur.experiments.loop import run
+    from blur.outer.sharding import is_primary
 
-    if not resume:
+    primary = is_primary()  # one process, or process 0 of several: the one that prints
+    if not resume and primary:
         print(f"run folder: {config.resolved_run_dir()} (full config in config.json)",
               file=sys.stderr)
-    _report(run(config, resume=resume), config)
+    result = run(config, resume=resume)
+    if primary:
+        _report(result, config)
     return 0
 
 

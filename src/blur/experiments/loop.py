@@ -8,6 +8,10 @@ at every validation, so scores compare), the initial genome ``fold_in(seed key, 
 run resumed from its last checkpoint ends with the same genome, metrics and checkpoint as an
 uninterrupted one (on the same machine).
 
+Several processes (``jax.distributed``, :mod:`blur.outer.sharding`): every process runs this
+loop on whole arrays and computes the same validation; only process 0 writes the run folder
+(config, metrics, checkpoints, ``genome.json``, the final table and plots) and shows progress.
+
 Hooks: ``on_validation(step, score)`` sees the best validation score of each validation and may
 raise (a sweep's pruner stops a trial here); ``on_checkpoint(step)`` runs after each checkpoint.
 """
@@ -36,7 +40,7 @@ from blur.outer.base import MetaTrainer
 from blur.outer.evolution import EvolutionTrainer
 from blur.outer.gradient import GradientTrainer, make_optimizer, unstack
 from blur.outer.objective import score_genomes
-from blur.outer.sharding import device_count, shard_population
+from blur.outer.sharding import device_count, is_primary, shard_population
 
 log = logging.getLogger("blur")
 
@@ -165,6 +169,8 @@ class Selection:
     best_score: float = -np.inf
     best_step: int = -1
     best_run: int = -1
+    write: bool = True
+    best_genome: Genome | None = None
 
     def consider(self, scores: np.ndarray, eligible: np.ndarray, genomes: Genome,
                  step: int) -> bool:
@@ -174,8 +180,11 @@ class Selection:
         if not np.isfinite(masked[r]) or float(masked[r]) <= self.best_score:
             return False
         self.best_score, self.best_step, self.best_run = float(masked[r]), step, r
+        self.best_genome = unstack(genomes)[r]
+        if not self.write:  # not process 0 of a multi-process run
+            return True
         save_genome(
-            unstack(genomes)[r],
+            self.best_genome,
             self.run_dir / runs.GENOME,
             network=self.config.network,
             method=self.config.method,
@@ -217,12 +226,16 @@ def run(
       evaluate: run the final evaluation table (and plots) when the run completes.
       on_validation, on_checkpoint: hooks (module docstring).
     """
-    run_dir = runs.prepare_run_dir(config, resume)
+    primary = is_primary()
+    run_dir = runs.prepare_run_dir(config, resume, write=primary)
     key = jax.random.PRNGKey(config.seed)
     genome0 = runs.initial_genome(config, config.network.num_layers, jax.random.fold_in(key, 0))
     trainer = make_trainer(config, genome0)
+    if primary and device_count(config.devices) > 1:
+        log.info("the population is split over %d devices in %d processes",
+                 device_count(config.devices), jax.process_count())
     validation = Validation(config, jax.random.fold_in(key, 2))
-    selection = Selection(config, run_dir)
+    selection = Selection(config, run_dir, write=primary)
     total = config.total_steps
     start, timer = 0, runs.Timer()
     unit = "meta-step" if config.method == "gradient" else "generation"
@@ -244,19 +257,24 @@ def run(
         # Train records carry the 0-based index of their step, validation records the number
         # of steps done: the checkpoint at `start` covers train steps < start and validation
         # steps <= start (a validation at a checkpoint step runs before the checkpoint).
-        truncate_metrics(run_dir / runs.METRICS, start - 1, max_step_by_kind={"validation": start})
+        if primary:
+            truncate_metrics(run_dir / runs.METRICS, start - 1,
+                             max_step_by_kind={"validation": start})
         log.info("resumed %s at %s %d", run_dir, unit, start)
     else:
         state = trainer.init()
 
     step_key = jax.random.fold_in(key, 1)
     end = total if stop_after is None else min(total, stop_after)
-    bar = runs.progress_bar(total, start, f"{config.method} {config.preset}")
+    bar = runs.progress_bar(total, start, f"{config.method} {config.preset}", show=primary)
 
     def log_record(record: dict[str, Any]) -> None:
-        append_metrics(run_dir / runs.METRICS, {**record, "wall_time": timer.elapsed()})
+        if primary:
+            append_metrics(run_dir / runs.METRICS, {**record, "wall_time": timer.elapsed()})
 
     def checkpoint(step: int) -> None:
+        if not primary:
+            return
         tree, extra = trainer.to_checkpoint(state)
         meta = {"step": step, "wall_time": timer.elapsed(), "kind": config.method, **extra,
                 **selection.state()}
@@ -281,10 +299,8 @@ def run(
         best_now = float(np.max(np.where(eligible, scores, -np.inf)))
         message = (f"{unit} {step}/{total}: validation {100 * best_now:.1f}% "
                    f"(best {100 * selection.best_score:.1f}% at {unit} {selection.best_step})")
-        if bar.disable:
-            log.info(message)
-        else:
-            bar.write(message)
+        if primary:
+            (log.info if bar.disable else bar.write)(message)
         if on_validation is not None:
             on_validation(step, best_now)
 
@@ -294,7 +310,7 @@ def run(
         validate(0)
     for step in range(start, end):
         state, report = trainer.step(state, step, jax.random.fold_in(step_key, step))
-        for event in report.events:
+        for event in report.events if primary else ():
             log.warning(event)
         bar.update(1)
         done = step + 1
@@ -319,9 +335,14 @@ def run(
     if selection.best_run < 0:  # no validation happened (e.g. zero meta-steps)
         validate(end)
         checkpoint(end)
-    best = load_genome(run_dir / runs.GENOME)
+    if primary:
+        best = load_genome(run_dir / runs.GENOME)
+    elif selection.best_genome is not None:
+        best = selection.best_genome
+    else:  # resumed, and nothing improved since: genome.json is the primary's to read
+        best = load_genome(run_dir / runs.GENOME)
     table = ""
-    if evaluate and end == total:
+    if evaluate and end == total and primary:
         table = final_evaluation(config, best, run_dir)
     return result(best, table)
 

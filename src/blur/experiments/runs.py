@@ -31,14 +31,20 @@ class RunDirError(ValueError):
     """The run folder is in a state that the command cannot use."""
 
 
-def prepare_run_dir(config: RunConfig, resume: bool) -> Path:
-    """Create (or, with ``resume``, check) the run folder and write ``config.json``."""
+def prepare_run_dir(config: RunConfig, resume: bool, write: bool = True) -> Path:
+    """Create (or, with ``resume``, check) the run folder and write ``config.json``.
+
+    ``write=False`` (a process other than 0 of a multi-process run): only the path, and the
+    resume check; the folder is process 0's to create.
+    """
     run_dir = config.resolved_run_dir()
     if resume:
         if not (run_dir / CHECKPOINT).exists():
             raise RunDirError(
                 f"{run_dir}: nothing to resume (no {CHECKPOINT}); start it without --resume"
             )
+        return run_dir
+    if not write:
         return run_dir
     if (run_dir / CHECKPOINT).exists() or (run_dir / METRICS).exists():
         raise RunDirError(
@@ -84,12 +90,13 @@ def initial_genome(config: RunConfig, num_layers: int, key: jax.Array) -> Genome
     return init_genome(config.genome_init, key, config.network.num_states, L, **options)
 
 
-def progress_bar(total: int, initial: int, desc: str):  # noqa: ANN201
-    """A tqdm bar on a TTY, silent otherwise."""
+def progress_bar(total: int, initial: int, desc: str, show: bool = True):  # noqa: ANN201
+    """A tqdm bar on a TTY, silent otherwise (or with ``show=False``)."""
     from tqdm import tqdm
 
     return tqdm(
-        total=total, initial=initial, desc=desc, disable=not sys.stderr.isatty(), dynamic_ncols=True
+        total=total, initial=initial, desc=desc, disable=not (show and sys.stderr.isatty()),
+        dynamic_ncols=True,
     )
 
 

@@ -29,6 +29,7 @@ import numpy as np
 from blur.genome import FIELD_NAMES, Genome, GenomeSubspace, genome_subspace
 from blur.network import NetworkSpec
 from blur.outer.objective import ObjectiveAux, ObjectiveConfig, sample_episodes, score_episodes
+from blur.outer.sharding import gather, multi_process
 from blur.rules import unused_genome_fields
 from blur.tasks.base import TaskFamily
 
@@ -356,6 +357,8 @@ class EvolutionTrainer:
             population, key, unravel=self.unravel, spec=self.spec, family=self.family,
             cfg=self.objective, fresh_init=self.cma.fresh_init, chunk_size=self.cma.chunk_size,
         )
+        if multi_process():  # each process scored its shard: gather the whole population's
+            aux = gather(aux)
         fitness = fitness_from_aux(aux, self.fitness)
         state.tell(X, -fitness)  # pycma minimises: tell minus the fitness to maximise
         bad = int(np.sum(~np.isfinite(fitness)))

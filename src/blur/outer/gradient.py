@@ -27,6 +27,7 @@ from blur._pytree import pytree_dataclass, tree_all_finite
 from blur.genome import Genome
 from blur.network import NetworkSpec
 from blur.outer.objective import ObjectiveAux, ObjectiveConfig, meta_objective
+from blur.outer.sharding import gather, multi_process
 from blur.tasks.base import TaskFamily
 
 
@@ -235,8 +236,14 @@ class GradientTrainer:
 
     def init(self) -> GradientState:
         genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * self.num_runs), self.genome)
-        state = init(genomes, self.optimizer)
-        return self.place(state) if self.place is not None else state
+        return self._keep(init(genomes, self.optimizer))
+
+    def _keep(self, state: GradientState) -> GradientState:
+        """Between steps the state stays sharded on one process; on several it stays on the
+        host (whole on every process), placed only for each meta-step."""
+        if self.place is None or multi_process():
+            return state
+        return self.place(state)
 
     def step(self, state: GradientState, step: int, key: jax.Array) -> tuple[GradientState, Any]:
         from blur.outer.base import StepReport
@@ -244,10 +251,15 @@ class GradientTrainer:
         T = self.curriculum.num_steps(step)
         cfg = dataclasses.replace(self.objective, num_steps=T)
         old_dropped = np.asarray(state.dropped)
+        multi = multi_process()
+        if multi and self.place is not None:
+            state = self.place(state)
         state, m = meta_step(
             state, key, spec=self.spec, family=self.family, cfg=cfg, optimizer=self.optimizer,
             drop_after=self.drop_after,
         )
+        if multi:  # every process gets the whole result (its own shards and the others')
+            state, m = gather((state, m))
         g = state.genomes
         skipped = np.asarray(state.skipped)
         record = {
@@ -286,7 +298,7 @@ class GradientTrainer:
         return self.init()
 
     def from_checkpoint(self, tree: Any, meta: dict[str, Any]) -> GradientState:
-        return self.place(tree) if self.place is not None else tree
+        return self._keep(tree)
 
     def summary(self, state: GradientState) -> dict[str, Any]:
         return {

@@ -36,10 +36,16 @@ runs two CPU processes on one machine this way, with::
 
 (on a cluster with SLURM or another environment ``jax.distributed.initialize()`` detects, call
 it without arguments). Results are global arrays; ``numpy.asarray`` on one needs every shard on
-this process, so gather with :func:`gather` first, and let process 0 alone write files.
-**Not yet wired into the run loop**: ``blur meta-train`` / ``blur evolve`` shard over the
-local devices of one process (``--devices``), but do not yet initialise, gather or restrict
-writing to process 0, so they are not a multi-host entry point yet.
+this process, so gather with :func:`gather` first, and let process 0 alone write files
+(:func:`is_primary`).
+
+The CLI is the same on one process and on many: ``blur`` calls :func:`initialize_distributed`
+first, so with the three variables set on every process, ``blur meta-train`` / ``blur evolve``
+split the population over every process's devices. The run loop gathers each step's results
+(:func:`multi_process`: the trainers keep their state on the host between steps, so
+validation, selection and checkpoints see whole arrays), and only process 0 writes the run
+folder and prints; the others compute their shards and the same validation. Resuming needs
+the run folder on a filesystem every process sees.
 """
 
 from __future__ import annotations
@@ -200,3 +206,12 @@ def initialize_distributed() -> bool:
     jax.distributed.initialize(coordinator_address=address, num_processes=num, process_id=pid)
     return True
 
+
+def multi_process() -> bool:
+    """Whether this run spans several processes (``jax.distributed``)."""
+    return jax.process_count() > 1
+
+
+def is_primary() -> bool:
+    """Whether this process writes files and prints: process 0, or the only one."""
+    return jax.process_index() == 0
