@@ -68,6 +68,17 @@ def test_base_config_scales_and_bad_overrides():
     tiny, small = base_config("tiny"), base_config("small")
     assert tiny.gradient.meta_steps < small.gradient.meta_steps <= 300
     assert small.preset == "toy2d" and base_config("paper").preset == "mnist10"
+    # the small scale keeps the toy2d setting its recorded results were measured with, not
+    # the retuned main job (reproduce_preset)
+    from blur.experiments.reproduce.common import reproduce_preset
+    from blur.experiments.reproduce.sgd_sweep import preset_contender
+
+    pinned = reproduce_preset("toy2d")
+    assert (pinned.network.neuron_norm, pinned.gradient.learning_rate,
+            pinned.objective.num_tasks, pinned.validate_tasks) == ("none", 1e-2, 6, 8)
+    assert small.network == pinned.network and small.objective == pinned.objective
+    assert small.gradient.learning_rate == 1e-2
+    assert preset_contender("toy2d").network == pinned.network
     assert base_config("small", meta_steps=7, num_runs=3).gradient.num_runs == 3
     with pytest.raises(ValueError, match="meta_steps=0 must be a positive integer"):
         base_config("small", meta_steps=0)

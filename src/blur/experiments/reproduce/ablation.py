@@ -16,7 +16,8 @@ in one setting (the number of states, the neuron normalisation, ...). The driver
    network).
 
 Scales (:func:`base_config`): ``tiny`` (tests: a 1-run, 2-meta-step toy run, 2 evaluation
-tasks), ``small`` (the ``toy2d`` preset with 200 meta-steps and best of 2 runs per variant,
+tasks), ``small`` (the ``toy2d`` preset as pinned by :func:`.common.reproduce_preset`, with
+200 meta-steps and best of 2 runs per variant,
 evaluated as the preset is: 16 tasks of each of the six held-out 2-D families) and ``paper``
 (the ``mnist10`` preset unchanged: K=4, hidden (256, 128), 10x10 MNIST meta-training, 28x28
 MNIST and Fashion-MNIST evaluation; the paper trained longer, 10,000 meta-steps per curriculum
@@ -53,7 +54,13 @@ from blur.experiments.evaluation import (
     summarize,
     verdict,
 )
-from blur.experiments.reproduce.common import Outcome, finish, markdown_table, save_figure
+from blur.experiments.reproduce.common import (
+    Outcome,
+    finish,
+    markdown_table,
+    reproduce_preset,
+    save_figure,
+)
 from blur.genome import Genome
 from blur.outer.gradient import Curriculum
 from blur.tasks.base import Episode, TaskFamily
@@ -120,7 +127,7 @@ def base_config(scale: str, seed: int = 0, meta_steps: int | None = None,
             raise ValueError(f"{name}={value!r} must be a positive integer (or None for the "
                              f"scale's default)")
     if scale == "tiny":
-        c = get_preset("toy2d")
+        c = reproduce_preset("toy2d")
         c = dataclasses.replace(
             c,
             tasks=TaskConfig(train=("xor",), validate=("pie",)),
@@ -135,7 +142,7 @@ def base_config(scale: str, seed: int = 0, meta_steps: int | None = None,
                                     query_size=32, baselines=("sgd",)),
         )
     elif scale == "small":
-        c = get_preset("toy2d")
+        c = reproduce_preset("toy2d")
         c = dataclasses.replace(
             c,
             gradient=dataclasses.replace(

@@ -24,7 +24,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from blur.experiments.config import build_family, get_preset
+from blur.experiments.config import build_family
 from blur.experiments.evaluation import (
     Contender,
     FamilyEvaluation,
@@ -33,7 +33,13 @@ from blur.experiments.evaluation import (
     format_table,
     to_json,
 )
-from blur.experiments.reproduce.common import Outcome, finish, markdown_table, save_figure
+from blur.experiments.reproduce.common import (
+    Outcome,
+    finish,
+    markdown_table,
+    reproduce_preset,
+    save_figure,
+)
 from blur.tasks import TOY2D_META_VAL
 
 OPTIMIZERS = ("sgd", "momentum")
@@ -64,7 +70,7 @@ def preset_contender(preset: str, seed: int = 0) -> Contender:
     """The initial genome of ``preset`` (what meta-training starts from) on its network."""
     from blur.experiments.runs import initial_genome
 
-    config = get_preset(preset)
+    config = reproduce_preset(preset)
     genome = initial_genome(config, config.network.num_layers, jax.random.PRNGKey(seed))
     return Contender(f"BLUR ({preset} init)", genome, config.network)
 

@@ -44,8 +44,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from blur.experiments.config import get_preset
-from blur.experiments.reproduce.common import Outcome, finish, markdown_table, save_figure
+from blur.experiments.reproduce.common import (
+    Outcome,
+    finish,
+    markdown_table,
+    reproduce_preset,
+    save_figure,
+)
 from blur.genome import Genome, backprop_genome
 from blur.inner import step
 from blur.network import NetworkSpec, NetworkState, backprop_spec, init_state, tie_backward
@@ -297,7 +302,7 @@ def default_cases(genome_file: Path | None = None) -> list[Case]:
              lambda h: bp_spec(h).replace(symmetric_synapses=False),
              "the backprop genome with untied random backward synapses (hand-built)"),
     ]
-    preset = get_preset("toy2d")
+    preset = reproduce_preset("toy2d")
     from blur.experiments.runs import initial_genome
 
     delta = initial_genome(preset, 2, jax.random.PRNGKey(0))
