@@ -412,7 +412,7 @@ def mnist10_fn(T: int) -> tuple[Callable[[], Any], bool]:
     genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * gs.num_runs), genome0)
     optimizer = gradient.make_optimizer(gs.learning_rate, gs.clip_norm, gs.scale_by_parameter)
     state = gradient.init(genomes, optimizer)
-    cfg = config.objective.objective(T)
+    cfg = dataclasses.replace(config.objective, num_steps=T)  # the curriculum's T, as the trainer
     key = jax.random.PRNGKey(1)
     step = partial(gradient.meta_step, spec=spec, family=family, cfg=cfg, optimizer=optimizer)
     return (lambda: step(state, key)), synthetic
@@ -462,7 +462,7 @@ def evolution_fn(popsize: int) -> tuple[Callable[[], Any], bool, int]:
     genome0 = initial_genome(config, spec.num_layers, jax.random.PRNGKey(0))
     x0, unravel = ravel_genome(genome0)
     es = CMAES(np.asarray(x0, np.float64), dataclasses.replace(ev.cma, popsize=max(popsize, 2)))
-    cfg = config.objective.objective(ev.num_steps)
+    cfg = config.objective  # T = 15 training steps, 20 query batches of 128
     key = jax.random.PRNGKey(1)
 
     def generation() -> np.ndarray:
@@ -475,7 +475,7 @@ def evolution_fn(popsize: int) -> tuple[Callable[[], Any], bool, int]:
             es.tell(X, -fitness)
         return fitness
 
-    return generation, synthetic, ev.num_steps
+    return generation, synthetic, cfg.num_steps
 
 
 def bench_evolution(opts: argparse.Namespace) -> dict[str, Any]:
