@@ -16,9 +16,9 @@ NAMES=("$@")
 if [[ ${#NAMES[@]} -eq 0 || " ${NAMES[*]} " == *" toy2d-k2 "* ]]; then
   $BLUR genomes card toy2d-k2 results/toy2d-preset/genome.json \
     --tasks centered_circle small_centered_circle pie blob5 cross triangle \
-    --summary "Per-layer K=2 rule meta-trained by gradient descent on the paper's 2-D tasks (xor, and, two moons); hidden (20,), softmax-error feedback, linear backward pass, unit-norm incoming weights. Evaluated on the held-out 2-D group." \
-    --made-with ".venv/bin/blur meta-train --run-dir /tmp/mainjob/seed0 (the main job, preset toy2d, seed 0; results/toy2d-preset)" \
-    --machine "the 2-core CPU work machine (jax 0.10.2), beside one other job" \
+    --summary "Per-layer K=2 rule meta-trained by gradient descent on the paper's 2-D tasks (xor, and, two moons); hidden (20,), softmax-error feedback, linear backward pass, neuron normalisation on both passes, unit-norm incoming weights. Evaluated on the held-out 2-D group." \
+    --made-with ".venv/bin/blur meta-train --run-dir runs/toy2d-new-s0 (the main job, preset toy2d as retuned for issue 10, seed 0; results/toy2d-preset)" \
+    --machine "the 2-core CPU work machine (jax 0.10.2), alone" \
     "${EVAL[@]}"
 fi
 if [[ ${#NAMES[@]} -eq 0 || " ${NAMES[*]} " == *" mnist-k4 "* ]]; then

@@ -38,7 +38,7 @@ BLUR = str(Path(sys.executable).with_name("blur"))
 # The tiny run pins its network and initial genome (the toy2d preset's earlier setting: shared
 # genome, label feedback, Oja) so that tuning the preset does not change what these tests run.
 COMMON = [
-    "--preset", "toy2d", "--seed", "3",
+    "--preset", "toy2d", "--seed", "3", "--network.neuron-norm", "none",
     "--network.no-per-layer-genome", "--network.feedback", "label",
     "--network.backward-activation", "tanh", "--network.synapse-stabiliser", "oja",
     "--init-eta-tilde", "--init-scale", "None", "--objective.score-steps",
