@@ -261,6 +261,18 @@ def test_step_metrics_values() -> None:
     broken = state.replace(w_fwd=(state.w_fwd[0].at[0, 0, 0].set(jnp.inf), *state.w_fwd[1:]))
     _, m_bad = blur.step(genome, spec, broken, batch)
     assert not bool(m_bad.finite)
+    # finiteness is read off the synapses' sum of squares: a NaN backward synapse of an
+    # asymmetric network is caught, and so is a synapse whose square overflows float32
+    asym = spec.replace(symmetric_synapses=False)
+    s2 = blur.init_state(jax.random.key(1), genome, asym, B)
+    assert bool(blur.step(genome, asym, s2, batch)[1].finite)
+    nan_bwd = s2.replace(w_bwd=tuple(w.at[0, 0, 0].set(jnp.nan) for w in s2.w_bwd))
+    assert any(w.size for w in s2.w_bwd)
+    new_nan, m_nan = blur.step(genome, asym, nan_bwd, batch)
+    assert not bool(m_nan.finite)
+    huge = state.replace(w_fwd=(state.w_fwd[0].at[0, 0, 0].set(3e19), *state.w_fwd[1:]))
+    new_huge, m_huge = blur.step(genome, spec, huge, batch)
+    assert not bool(m_huge.finite)
 
 
 def test_unroll_equals_loop_and_evaluate_equals_predict() -> None:

@@ -31,7 +31,8 @@ class StepMetrics:
     Attributes:
       loss: [] softmax cross-entropy of output state 0 against the labels.
       accuracy: [] fraction of argmax(state 0) == label.
-      finite: [] bool, all neurons and synapses finite after the step.
+      finite: [] bool, all neurons finite and the synapses' sum of squares finite after the
+        step (so a synapse beyond ~1.8e19 in magnitude counts as diverged too).
       synapse_norm: [] root-mean-square of all forward synapses after the step.
       query_accuracy: [] accuracy on the query given to :func:`unroll` after the step (NaN
         when there is none).
@@ -60,10 +61,19 @@ def state_is_finite(state: NetworkState | ChannelFirstState) -> jax.Array:
     return tree_all_finite(state)
 
 
-def _rms(arrays: tuple[jax.Array, ...]) -> jax.Array:
-    total = sum(jnp.sum(w * w) for w in arrays)
-    count = sum(w.size for w in arrays)
-    return jnp.sqrt(total / count)
+def _synapse_metrics(state: ChannelFirstState) -> tuple[jax.Array, jax.Array]:
+    """(finite, RMS of the forward synapses) of a state, from one sum of squares per array.
+
+    The finiteness of the synapses is read off their sum of squares (NaN or inf as soon as one
+    synapse is, or when one is beyond ~1.8e19), so the synapses are read once per step for both
+    metrics: a separate all(isfinite) pass cost about a tenth of a C2 step (issue 11,
+    ``benchmarks/c2_attribution.py``).
+    """
+    forward = (*state.w, *state.b)
+    sq = sum(jnp.sum(w * w) for w in forward)
+    total = sq + sum(jnp.sum(w * w) for w in state.wb)
+    finite = jnp.isfinite(total) & tree_all_finite(state.neurons)
+    return finite, jnp.sqrt(sq / sum(w.size for w in forward))
 
 
 def cf_step(
@@ -77,11 +87,12 @@ def cf_step(
     neurons = cf_feedback(spec, neurons, batch.y)
     neurons = cf_backward(genome, spec, state, neurons)
     new_state = cf_hebbian(genome, spec, state, neurons)
+    finite, synapse_norm = _synapse_metrics(new_state)
     metrics = StepMetrics(
         loss=cross_entropy(logits, batch.y),
         accuracy=accuracy(logits, batch.y),
-        finite=state_is_finite(new_state),
-        synapse_norm=_rms((*new_state.w, *new_state.b)),
+        finite=finite,
+        synapse_norm=synapse_norm,
         query_accuracy=jnp.array(jnp.nan, jnp.float32),
     )
     return new_state, metrics
