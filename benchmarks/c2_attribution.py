@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--json", type=str, default=None)
+    parser.add_argument("--markdown", type=str, default=None, help="write the table here")
     args = parser.parse_args(argv)
     cfg, T = bench.CONFIGS["C2"], args.steps
     fns = {
@@ -127,10 +128,32 @@ def main(argv: list[str] | None = None) -> int:
                       "ratio_per_K": {k: r[k] for k in ("median", "q25", "q75")}}
         print(f"  {name:<20} {rows[name]['ms_per_step']:7.3f} ms/step  ratio/K "
               f"{r['median']:.2f} [{r['q25']:.2f}-{r['q75']:.2f}]")
+    load = bench._load()
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"T": T, "rounds": args.rounds, "load_end": bench._load(),
+            json.dump({"T": T, "rounds": args.rounds, "load_end": load,
                        "machine": bench.machine(), "rows": rows}, f, indent=1)
+    if args.markdown:
+        info = bench.machine()
+        lines = [
+            "# The C2 inner step taken apart (`benchmarks/c2_attribution.py`)",
+            "",
+            f"Written by `PYTHONPATH=src python benchmarks/c2_attribution.py --rounds "
+            f"{args.rounds} --markdown ...`: jax {info['jax']}, {info['platform']}, "
+            f"{info['cpu_count']} CPU cores, load average at the end {load}. C2 = "
+            f"{cfg.label}, asymmetric, T = {T} steps per jitted scan; SGD: "
+            f"{1e3 * statistics.median(samples['sgd']) / T:.3f} ms/step. Ratio = median of "
+            "the per-round ratios to the SGD scan, divided by K, [25th-75th percentile].",
+            "",
+            "| variant | ms/step | ratio/K |",
+            "|---|---|---|",
+        ]
+        for name, row in rows.items():
+            r = row["ratio_per_K"]
+            lines.append(f"| {name} | {row['ms_per_step']:.3f} | {r['median']:.2f} "
+                         f"[{r['q25']:.2f}-{r['q75']:.2f}] |")
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
     return 0
 
 
