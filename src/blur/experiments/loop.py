@@ -231,9 +231,10 @@ def run(
     key = jax.random.PRNGKey(config.seed)
     genome0 = runs.initial_genome(config, config.network.num_layers, jax.random.fold_in(key, 0))
     trainer = make_trainer(config, genome0)
-    if primary and device_count(config.devices) > 1:
-        log.info("the population is split over %d devices in %d processes",
-                 device_count(config.devices), jax.process_count())
+    devices = device_count(config.devices)
+    if primary and devices > 1:
+        log.info("the population is split over %d devices in %d processes", devices,
+                 jax.process_count())
     validation = Validation(config, jax.random.fold_in(key, 2))
     selection = Selection(config, run_dir, write=primary)
     total = config.total_steps

@@ -244,8 +244,7 @@ def run(
     trained = train_all(chosen, out)
     probes = [Probe(v.name, v.name) for v in chosen]
     key = jax.random.fold_in(jax.random.PRNGKey(seed), EVAL_KEY)
-    results: dict[tuple[int, str], FamilyEvaluation] = {}
-    groups: list[Group] = []
+    joined: dict[str, list[FamilyEvaluation]] = {}  # family -> its result on each network
     for c in sorted(set(classes.values())):
         subset = [f for f in families if classes[f] == c]
         before, after = (
@@ -253,13 +252,12 @@ def run(
                             transform=label_switch(at, c, permute_query=p), num_steps=steps_n)
             for p in (False, True)
         )
-        for i, (b, a) in enumerate(zip(before, after, strict=True)):
-            if len(groups) <= i:
-                groups.append(Group(b.hidden, b.probes, []))
-            results.update({(i, f): r for f, r in
-                            zip(subset, join(b.results, a.results, at), strict=True)})
-    groups = [Group(g.hidden, g.probes, [results[(i, f)] for f in families])
-              for i, g in enumerate(groups)]
+        for b, a in zip(before, after, strict=True):
+            for f, r in zip(subset, join(b.results, a.results, at), strict=True):
+                joined.setdefault(f, []).append(r)
+    # every class count evaluates the same networks in the same order (before's groups)
+    groups = [Group(g.hidden, g.probes, [joined[f][i] for f in families])
+              for i, g in enumerate(before)]
     amplitudes = synapse_amplitudes(
         trained, list(families), settings.num_tasks, steps_n, settings.batch_size, at,
         jax.random.fold_in(key, 99))
