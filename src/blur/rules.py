@@ -99,9 +99,39 @@ def normalize_synapses(w: jax.Array) -> jax.Array:
     return w * jax.lax.rsqrt(jnp.sum(w * w, axis=0, keepdims=True) + 1e-9)
 
 
+def _mix_unrolled(m: jax.Array, a: jax.Array) -> jax.Array:
+    """Σ_d m[c, d] a[d, ...] as D scaled adds of whole slices (one elementwise loop)."""
+    C, D = m.shape
+    ones = (1,) * (a.ndim - 1)
+    out = m[:, 0].reshape(C, *ones) * a[0][None]
+    for d in range(1, D):
+        out = out + m[:, d].reshape(C, *ones) * a[d][None]
+    return out
+
+
+@jax.custom_jvp
 def _mix(m: jax.Array, a: jax.Array) -> jax.Array:
-    """Σ_d m[c, d] a[d, ...]: m [C, D], a [D, ...] -> [C, ...] (one small matmul)."""
-    return jnp.einsum("cd,d...->c...", m, a)
+    """Σ_d m[c, d] a[d, ...]: m [C, D], a [D, ...] -> [C, ...] (the genome's state mixing).
+
+    Evaluated as D scaled adds of whole [B, n] slices, which XLA fuses into one elementwise
+    loop; as an ``einsum`` with its contraction of length K <= 8, XLA:CPU turns it into a
+    broadcast-multiply-reduce over a strided axis. Differentiated through the ``einsum``
+    form (the custom JVP below), whose transpose keeps the genome's gradient a matmul over
+    the batch and neurons; written unrolled, that gradient becomes reductions that made the
+    mnist10 meta-step 65% slower (benchmarks/OUTER_BOUNDS.md). Same values either way up to
+    float rounding.
+    """
+    return _mix_unrolled(m, a)
+
+
+@_mix.defjvp
+def _mix_jvp(
+    primals: tuple[jax.Array, jax.Array], tangents: tuple[jax.Array, jax.Array]
+) -> tuple[jax.Array, jax.Array]:
+    m, a = primals
+    dm, da = tangents
+    tangent = jnp.einsum("cd,d...->c...", dm, a) + jnp.einsum("cd,d...->c...", m, da)
+    return _mix_unrolled(m, a), tangent
 
 
 def _channel_matmul(a: jax.Array, w: jax.Array, transpose_w: bool = False) -> jax.Array:
