@@ -18,3 +18,22 @@ def test_mnist10_and_evolution_sections_build_and_run():
     generation, _, T = bench.evolution_fn(4)  # one cma-mnist14 generation of 4 candidates
     fitness = generation()
     assert fitness.shape == (4,) and T == get_preset("cma-mnist14").objective.num_steps == 15
+
+
+def test_sgd_unit_is_a_burst_of_waited_calls(monkeypatch):
+    # A single SGD call timed right after a long workload runs cold (2-3x slow), which made
+    # the long rows' "jitted SGD steps" read 2-3x too low; the unit is now a burst of calls.
+    calls = []
+
+    def fake_sgd_fn(cfg):
+        return lambda: calls.append(cfg) or np.zeros(())
+
+    monkeypatch.setattr(bench, "sgd_fn", fake_sgd_fn)
+    unit = bench.sgd_unit_fn(bench.CONFIGS["C2"])
+    assert not calls
+    unit()
+    assert len(calls) == bench.SGD_BURST > 1
+    # the long rows divide each burst's time by SGD_BURST: a workload as long as one burst is
+    # SGD_BURST steps
+    r = bench.ratio_stats([2.0, 4.0], [2.0, 4.0], bench.SGD_BURST)
+    assert r["median"] == bench.SGD_BURST
