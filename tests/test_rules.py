@@ -554,3 +554,36 @@ def test_asymmetric_hebbian_leaves_unread_input_backward_weights_alone():
     new_other, _ = blur.step(genome, spec, other, blur.Batch(x, y))
     for a, b in zip(new.w_fwd, new_other.w_fwd, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+@pytest.mark.parametrize("shape", [(4, 4), (1, 4), (4, 1), (2, 3)])
+def test_state_mixing_values_and_derivatives_match_the_einsum(shape):
+    # _mix runs unrolled and carries its own JVP (the einsum's); a JVP rule that dropped or
+    # mis-shaped a term would make meta-gradients (reverse) or the symmetry test's Jacobians
+    # (forward) wrong while the values stayed right.
+    km, ka, kt = jax.random.split(jax.random.key(0), 3)
+    m = jax.random.normal(km, shape)
+    a = jax.random.normal(ka, (shape[1], 3, 5))
+
+    def ref(m, a):
+        return jnp.einsum("cd,d...->c...", m, a)
+
+    def f(mix):
+        return lambda m, a: jnp.sum(jnp.sin(mix(m, a)) * jnp.arange(15.0).reshape(3, 5))
+
+    np.testing.assert_allclose(rules._mix(m, a), ref(m, a), rtol=1e-6, atol=1e-6)
+    for got, want in zip(
+        jax.grad(f(rules._mix), argnums=(0, 1))(m, a),
+        jax.grad(f(ref), argnums=(0, 1))(m, a),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    for got, want in zip(
+        jax.jacfwd(rules._mix, argnums=(0, 1))(m, a),
+        jax.jacfwd(ref, argnums=(0, 1))(m, a),
+        strict=True,
+    ):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    _, tangent = jax.jvp(rules._mix, (m, a), (jnp.ones_like(m), jax.random.normal(kt, a.shape)))
+    _, want_t = jax.jvp(ref, (m, a), (jnp.ones_like(m), jax.random.normal(kt, a.shape)))
+    np.testing.assert_allclose(tangent, want_t, rtol=1e-5, atol=1e-5)
