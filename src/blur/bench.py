@@ -424,8 +424,23 @@ def _family_or_synthetic(texts: Sequence[str]) -> tuple[Any, bool]:
         return (fams[0] if len(fams) == 1 else Mixture(tuple(fams), name="synthetic")), True
 
 
-def mnist10_fn(T: int) -> tuple[Callable[[], Any], bool]:
-    """One ``gradient.meta_step`` of the mnist10 preset at unroll length T (as shipped)."""
+@dataclasses.dataclass
+class Mnist10Setup:
+    """What one ``gradient.meta_step`` of the mnist10 preset at unroll length T takes."""
+
+    state: Any
+    key: jax.Array
+    spec: blur.NetworkSpec
+    family: Any
+    cfg: Any
+    optimizer: Any
+    genomes: Any
+    num_runs: int
+    synthetic: bool
+
+
+def mnist10_setup(T: int) -> Mnist10Setup:
+    """The mnist10 preset's runs, optimiser and tasks as the trainer builds them, at T."""
     from blur.experiments.config import get_preset
     from blur.experiments.runs import initial_genome
     from blur.outer import gradient
@@ -439,9 +454,18 @@ def mnist10_fn(T: int) -> tuple[Callable[[], Any], bool]:
     optimizer = gradient.make_optimizer(gs.learning_rate, gs.clip_norm, gs.scale_by_parameter)
     state = gradient.init(genomes, optimizer)
     cfg = dataclasses.replace(config.objective, num_steps=T)  # the curriculum's T, as the trainer
-    key = jax.random.PRNGKey(1)
-    step = partial(gradient.meta_step, spec=spec, family=family, cfg=cfg, optimizer=optimizer)
-    return (lambda: step(state, key)), synthetic
+    return Mnist10Setup(state, jax.random.PRNGKey(1), spec, family, cfg, optimizer, genomes,
+                        gs.num_runs, synthetic)
+
+
+def mnist10_fn(T: int) -> tuple[Callable[[], Any], bool]:
+    """One ``gradient.meta_step`` of the mnist10 preset at unroll length T (as shipped)."""
+    from blur.outer import gradient
+
+    m = mnist10_setup(T)
+    step = partial(gradient.meta_step, spec=m.spec, family=m.family, cfg=m.cfg,
+                   optimizer=m.optimizer)
+    return (lambda: step(m.state, m.key)), m.synthetic
 
 
 def bench_mnist10(opts: argparse.Namespace) -> dict[str, Any]:
