@@ -206,3 +206,26 @@ def test_check_compatible():
         check_compatible(blur.backprop_spec((3, 4, 2)), FAMILY)
     with pytest.raises(ValueError, match="classes"):
         check_compatible(blur.backprop_spec((2, 4, 1)), FAMILY)
+
+
+def test_checkpointing_each_step_changes_no_value_or_gradient():
+    # remat is on by default (it is faster, too, on CPU); it must only trade memory for
+    # recomputation: the same loss, aux and meta-gradient as storing every step.
+    assert CFG.remat
+    plain = ObjectiveConfig(**{**CFG.__dict__, "remat": False})
+    genome = GENOME.replace(eta_tilde=GENOME.eta_tilde * 1.3)
+
+    @functools.partial(jax.jit, static_argnames=("cfg",))
+    def value_and_grad(genome, cfg):
+        with jax.default_matmul_precision("highest"):
+            return jax.value_and_grad(meta_objective, has_aux=True)(
+                genome, SPEC, FAMILY, KEY, cfg
+            )
+
+    (a, a_aux), a_grad = value_and_grad(genome, CFG)
+    (b, b_aux), b_grad = value_and_grad(genome, plain)
+    np.testing.assert_allclose(float(a), float(b), rtol=1e-6)
+    for x, y in zip(jax.tree_util.tree_leaves((a_aux, a_grad)),
+                    jax.tree_util.tree_leaves((b_aux, b_grad)), strict=True):
+        np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7)
+    assert any(np.any(np.asarray(g) != 0) for g in jax.tree_util.tree_leaves(a_grad))

@@ -41,7 +41,10 @@ class ObjectiveConfig:
       num_replicas: synapse initialisations per task.
       loss: ``cross_entropy`` on output state 0 (paper) or ``l2`` of state 0 against the
         ±1 one-hot labels (reference code).
-      remat: ``jax.checkpoint`` each inner step (memory O(1) in T for meta-gradients).
+      remat: ``jax.checkpoint`` each inner step (memory O(1) in T for meta-gradients). On by
+        default: recomputing each step in the reverse pass is faster too on a 2-core CPU
+        (a meta-step of toy2d 0.71x and of mnist10 0.85x the time without it, interleaved in
+        one process); the values are the same up to float rounding.
       score_steps: inner steps before T at which the same query batches are also scored; the
         loss and accuracy are then means over these points and T (see :meth:`score_points`).
         Empty (the default): score after the T-th step only. Points >= T are ignored, so one
@@ -56,7 +59,7 @@ class ObjectiveConfig:
     num_tasks: int = 3
     num_replicas: int = 1
     loss: MetaLoss = "cross_entropy"
-    remat: bool = False
+    remat: bool = True
     score_steps: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
