@@ -187,7 +187,11 @@ def test_vmapped_update_equals_runs_one_at_a_time():
                                        err_msg=f"run {r}, field {name}")
         for got, want in zip(jax.tree_util.tree_leaves(unstack(state.opt_state, r)),
                              jax.tree_util.tree_leaves(opt_state), strict=True):
-            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-9)
+            # Adam's moments, to the same 1e-4 as the gradient norm above, relative to each
+            # leaf's scale: a component 30x smaller than its leaf's largest carries the same
+            # absolute rounding (the vmapped and the single run are fused differently)
+            scale = float(np.max(np.abs(np.asarray(want)))) if np.size(want) else 0.0
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4 * scale + 1e-12)
     # runs got different tasks: their losses differ even at step 0... and the genomes moved
     assert abs(float(metrics[0].loss[0] - metrics[0].loss[1])) > 1e-4
     moved = np.max(np.abs(np.asarray(state.genomes.mu) - np.asarray(genomes.mu)))
