@@ -44,7 +44,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from blur import bench
 
@@ -169,6 +168,15 @@ def step_flops(spec: Any, batch: int) -> tuple[float, float]:
     return float(fwd + bwd + hebb), float(fwd)
 
 
+def episode_flops(spec: Any, cfg: Any, T: int) -> float:
+    """Matmul FLOPs of one episode of the meta-objective ``cfg``: T training steps, and the
+    query's forward passes at each scoring point (:meth:`ObjectiveConfig.score_points`)."""
+    train, _ = step_flops(spec, cfg.batch_size)
+    query = step_flops(spec, cfg.query_batch_size or cfg.batch_size)[1] * cfg.num_query_batches
+    scores = len({s for s in cfg.score_steps if s < T} | {T})
+    return T * train + scores * query
+
+
 @dataclasses.dataclass
 class Workload:
     name: str
@@ -195,11 +203,7 @@ def mnist10_workloads(T: int) -> list[Workload]:
 
     genomes = m.genomes
     obj_c = objective.lower(genomes, family, key, spec=spec, cfg=cfg).compile()
-    episodes = m.num_runs * cfg.num_tasks * cfg.num_replicas
-    train, fwd = step_flops(spec, cfg.batch_size)
-    scores = len({s for s in cfg.score_steps if s < T} | {T})
-    query = step_flops(spec, cfg.query_batch_size or cfg.batch_size)[1] * cfg.num_query_batches
-    forward = episodes * (T * train + scores * query)
+    forward = m.num_runs * cfg.num_tasks * cfg.num_replicas * episode_flops(spec, cfg, T)
     shape = (f"{m.num_runs} runs x {cfg.num_tasks} tasks, K={spec.num_states}, "
              f"{'-'.join(map(str, spec.layer_sizes))}, B={cfg.batch_size}, T={T}")
     return [
@@ -212,20 +216,9 @@ def mnist10_workloads(T: int) -> list[Workload]:
 
 
 def c2_workloads(T: int) -> list[Workload]:
-    import blur
-
     cfg = bench.CONFIGS["C2"]
     spec = bench.blur_spec(cfg, symmetric=False)
-    genome = blur.random_genome(jax.random.key(1), cfg.num_states)
-    support = bench.random_batch(jax.random.key(6), (T, cfg.batch), cfg.sizes[0], cfg.sizes[-1])
-    query = bench.random_batch(jax.random.key(7), (cfg.batch,), cfg.sizes[0], cfg.sizes[-1])
-    key = jax.random.key(2)
-
-    def loss(g: blur.Genome) -> jax.Array:
-        state = blur.init_state(key, g, spec, cfg.batch)
-        final, _ = blur.unroll(g, spec, state, support)
-        return blur.inner.cross_entropy(blur.predict(g, spec, final, query.x), query.y)
-
+    loss, genome = bench.meta_loss_fn(cfg, T)
     grad_c = jax.jit(jax.grad(loss)).lower(genome).compile()
     fwd_c = jax.jit(loss).lower(genome).compile()
     train, fwd = step_flops(spec, cfg.batch)
@@ -240,23 +233,14 @@ def c2_workloads(T: int) -> list[Workload]:
 
 
 def evolution_workloads(chunks: list[int | None]) -> list[Workload]:
-    from blur.experiments.config import get_preset
-    from blur.experiments.runs import initial_genome
-    from blur.outer.evolution import CMAES, score_population, search_space
+    from blur.outer.evolution import CMAES, score_population
 
-    config = get_preset("cma-mnist14")
-    family, _ = bench._family_or_synthetic(config.tasks.train)
-    spec = config.network.spec_for(family)
-    cma = config.evolution.cma
-    obj = config.objective
-    genome0 = initial_genome(config, spec.num_layers, jax.random.PRNGKey(0))
-    x0, unravel = search_space(genome0, cma, spec)
-    X = jnp.asarray(CMAES(np.asarray(x0, np.float64), cma).ask(), jnp.float32)
+    e = bench.evolution_setup()
+    family, spec, unravel, key = e.family, e.spec, e.unravel, e.key
+    cma, obj = e.config.evolution.cma, e.config.objective
+    X = jnp.asarray(CMAES(e.x0, cma).ask(), jnp.float32)
     P = X.shape[0]
-    key = jax.random.PRNGKey(1)
-    train, _ = step_flops(spec, obj.batch_size)
-    query = step_flops(spec, obj.query_batch_size or obj.batch_size)[1] * obj.num_query_batches
-    flops = P * obj.num_tasks * obj.num_replicas * (obj.num_steps * train + query)
+    flops = P * obj.num_tasks * obj.num_replicas * episode_flops(spec, obj, obj.num_steps)
     out = []
     for chunk in chunks:
         kw = dict(unravel=unravel, spec=spec, cfg=obj, fresh_init=cma.fresh_init,

@@ -268,10 +268,10 @@ def test_step_metrics_values() -> None:
     assert bool(blur.step(genome, asym, s2, batch)[1].finite)
     nan_bwd = s2.replace(w_bwd=tuple(w.at[0, 0, 0].set(jnp.nan) for w in s2.w_bwd))
     assert any(w.size for w in s2.w_bwd)
-    new_nan, m_nan = blur.step(genome, asym, nan_bwd, batch)
+    _, m_nan = blur.step(genome, asym, nan_bwd, batch)
     assert not bool(m_nan.finite)
     huge = state.replace(w_fwd=(state.w_fwd[0].at[0, 0, 0].set(3e19), *state.w_fwd[1:]))
-    new_huge, m_huge = blur.step(genome, spec, huge, batch)
+    _, m_huge = blur.step(genome, spec, huge, batch)
     assert not bool(m_huge.finite)
 
 

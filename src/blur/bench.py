@@ -339,11 +339,11 @@ def bench_inner(opts: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows, "matmul_size": opts.matmul_size, "T": T}
 
 
-def meta_grad_fn(
-    cfg: Config, T: int, remat: bool
-) -> tuple[Callable[[], Any], int | None, float]:
-    """jit(grad) of the query cross-entropy after a T-step C2 unroll; (call, peak bytes,
-    compile seconds)."""
+def meta_loss_fn(
+    cfg: Config, T: int, remat: bool = False
+) -> tuple[Callable[[blur.Genome], jax.Array], blur.Genome]:
+    """The query cross-entropy after a T-step unroll on ``cfg`` (asymmetric, normalisation on
+    both passes) as a function of the genome, and the genome it is taken at."""
     spec = blur_spec(cfg, symmetric=False)
     genome = blur.random_genome(jax.random.key(1), cfg.num_states)
     support = random_batch(jax.random.key(6), (T, cfg.batch), cfg.sizes[0], cfg.sizes[-1])
@@ -356,6 +356,15 @@ def meta_grad_fn(
         logits = blur.predict(g, spec, final, query.x)
         return blur.inner.cross_entropy(logits, query.y)
 
+    return loss, genome
+
+
+def meta_grad_fn(
+    cfg: Config, T: int, remat: bool
+) -> tuple[Callable[[], Any], int | None, float]:
+    """jit(grad) of the query cross-entropy after a T-step C2 unroll; (call, peak bytes,
+    compile seconds)."""
+    loss, genome = meta_loss_fn(cfg, T, remat)
     t0 = time.perf_counter()
     compiled = jax.jit(jax.grad(loss)).lower(genome).compile()
     compile_s = time.perf_counter() - t0
@@ -498,35 +507,56 @@ def bench_mnist10(opts: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
-def evolution_fn(popsize: int) -> tuple[Callable[[], Any], bool, int]:
-    """One CMA-ES generation of cma-mnist14 as ``blur evolve`` runs it (ask, score_population
-    with the preset's searched subspace, fresh-init and chunk settings, tell) at ``popsize``."""
+@dataclasses.dataclass
+class EvolutionSetup:
+    """What a cma-mnist14 generation takes, as ``blur evolve`` builds it."""
+
+    config: Any
+    family: Any
+    spec: blur.NetworkSpec
+    x0: np.ndarray
+    unravel: Any
+    key: jax.Array
+    synthetic: bool
+
+
+def evolution_setup() -> EvolutionSetup:
+    """The cma-mnist14 preset's task family, network and searched subspace."""
     from blur.experiments.config import get_preset
     from blur.experiments.runs import initial_genome
-    from blur.outer.evolution import CMAES, fitness_from_aux, score_population, search_space
+    from blur.outer.evolution import search_space
 
     config = get_preset("cma-mnist14")
     family, synthetic = _family_or_synthetic(config.tasks.train)
     spec = config.network.spec_for(family)
-    ev = config.evolution
     genome0 = initial_genome(config, spec.num_layers, jax.random.PRNGKey(0))
-    x0, unravel = search_space(genome0, ev.cma, spec)
-    es = CMAES(np.asarray(x0, np.float64), dataclasses.replace(ev.cma, popsize=max(popsize, 2)))
-    cfg = config.objective  # T = 15 training steps, 20 query batches of 128
-    key = jax.random.PRNGKey(1)
+    x0, unravel = search_space(genome0, config.evolution.cma, spec)
+    return EvolutionSetup(config, family, spec, np.asarray(x0, np.float64), unravel,
+                          jax.random.PRNGKey(1), synthetic)
+
+
+def evolution_fn(popsize: int) -> tuple[Callable[[], Any], bool, int]:
+    """One CMA-ES generation of cma-mnist14 as ``blur evolve`` runs it (ask, score_population
+    with the preset's searched subspace, fresh-init and chunk settings, tell) at ``popsize``."""
+    from blur.outer.evolution import CMAES, fitness_from_aux, score_population
+
+    e = evolution_setup()
+    ev = e.config.evolution
+    es = CMAES(e.x0, dataclasses.replace(ev.cma, popsize=max(popsize, 2)))
+    cfg = e.config.objective  # T = 15 training steps, 20 query batches of 128
 
     def generation() -> np.ndarray:
         X = es.ask()[:popsize]
         aux = score_population(
-            X.astype(np.float32), key, unravel=unravel, spec=spec, family=family, cfg=cfg,
-            fresh_init=ev.cma.fresh_init, chunk_size=ev.cma.chunk_size,
+            X.astype(np.float32), e.key, unravel=e.unravel, spec=e.spec, family=e.family,
+            cfg=cfg, fresh_init=ev.cma.fresh_init, chunk_size=ev.cma.chunk_size,
         )
         fitness = fitness_from_aux(aux, ev.fitness)
         if popsize == es.popsize:
             es.tell(X, -fitness)
         return fitness
 
-    return generation, synthetic, cfg.num_steps
+    return generation, e.synthetic, cfg.num_steps
 
 
 def bench_evolution(opts: argparse.Namespace) -> dict[str, Any]:
