@@ -211,3 +211,53 @@ def test_score_genomes_uses_a_common_key():
     other = score_genomes(blur.stack_layers([g, g]), jax.random.key(6), spec=SPEC,
                                    family=FAMILY, cfg=CFG)
     assert abs(float(other.loss[0]) - float(aux.loss[0])) > 1e-4
+
+
+# --------------------------------------------------------------------------- exploit (PBT)
+
+
+def _marked_state(R: int) -> gradient.GradientState:
+    """R runs whose genome and Adam moments carry their run index, to see what was copied."""
+    genomes = jax.tree_util.tree_map(
+        lambda x: jnp.stack([jnp.full_like(x, r) for r in range(R)]), blur.delta_genome(2)
+    )
+    state = gradient.init(genomes, OPT)
+    runs = jnp.arange(R)
+    return state.replace(
+        opt_state=jax.tree_util.tree_map(
+            lambda x: x + runs.reshape(-1, *[1] * (x.ndim - 1)).astype(x.dtype), state.opt_state
+        ),
+        skipped=jnp.arange(R, dtype=jnp.int32),
+        streak=jnp.array([0, 3, 0, 5][:R], jnp.int32),
+        dropped=jnp.array([False, False, False, True][:R]),
+    )
+
+
+def test_exploit_copies_the_best_live_run_into_runs_below_the_gap_and_dropped_runs():
+    state = _marked_state(4)
+    # run 3 is dropped (and its score, the highest, must not make it the source)
+    new, source = gradient.exploit(state, np.array([0.80, 0.86, 0.70, 0.99]), below=0.05)
+    np.testing.assert_array_equal(source, [1, 1, 1, 1])
+    for r in range(4):
+        np.testing.assert_array_equal(new.genomes.nu[r], state.genomes.nu[1])
+    for old, leaf in zip(jax.tree_util.tree_leaves(state.opt_state),
+                         jax.tree_util.tree_leaves(new.opt_state), strict=True):
+        np.testing.assert_array_equal(leaf, old[np.array([1, 1, 1, 1])])
+    np.testing.assert_array_equal(new.skipped, [0, 1, 2, 3])  # history is kept
+    np.testing.assert_array_equal(new.streak, [0, 3, 0, 0])  # run 1 is the source: unchanged
+    np.testing.assert_array_equal(new.dropped, [False, False, False, False])
+
+
+def test_exploit_keeps_runs_within_the_gap_and_does_nothing_without_a_live_run():
+    state = _marked_state(3)
+    new, source = gradient.exploit(state, np.array([0.84, 0.86, 0.70]), below=0.05)
+    np.testing.assert_array_equal(source, [0, 1, 1])
+    np.testing.assert_array_equal(new.genomes.nu[0], state.genomes.nu[0])
+    np.testing.assert_array_equal(new.genomes.nu[2], state.genomes.nu[1])
+    same, source = gradient.exploit(state, np.array([0.5, 0.5, 0.5]), below=0.0)
+    np.testing.assert_array_equal(source, [0, 1, 2])
+    assert same is state
+    dead = state.replace(dropped=jnp.ones((3,), bool))
+    same, source = gradient.exploit(dead, np.array([0.9, 0.1, 0.2]), below=0.0)
+    np.testing.assert_array_equal(source, [0, 1, 2])
+    assert same is dead

@@ -75,6 +75,34 @@ def test_meta_train_resume_is_identical_with_the_mnist10_objective_and_optimizer
         assert any(a[n].shape == b[n].shape and not np.array_equal(a[n], b[n]) for n in leaves)
 
 
+def test_meta_train_with_the_exploit_step_restarts_runs_and_resumes_identically(tmp_path):
+    """With ``exploit_below`` 0 every run but the best restarts from it at each validation
+    (logged in the validation record), and a run stopped between validations resumes exactly."""
+    # a rate, normalisation and validation set under which the two runs' scores part
+    args = [*META_TRAIN, "--gradient.exploit-below", "0", "--gradient.learning-rate", "0.3",
+            "--validate-tasks", "4", "--network.neuron-norm", "both", "--tasks.validate", "xor"]
+    whole = tmp_path / "whole"
+    assert meta_train(run_config(args, whole), evaluate=False).skipped == [0, 0]
+    validations = [r for r in read_metrics(whole / "metrics.jsonl") if r["kind"] == "validation"]
+    restarts = [r.get("restarted_from") for r in validations]
+    for r, moved in zip(validations, restarts, strict=True):
+        scores = r["meta_val_accuracy"]
+        if scores[0] != scores[1]:  # the worse run copies the better one
+            worse, better = (0, 1) if scores[0] < scores[1] else (1, 0)
+            assert moved == {str(worse): better}
+    assert any(restarts), "no validation restarted a run: the test shows nothing"
+    assert restarts[1] == {"1": 0}, restarts  # measured: run 1 scores below run 0 at step 6
+    cut = run_config(args, tmp_path / "cut")
+    meta_train(cut, stop_after=6, evaluate=False)
+    # the checkpoint at step 6 comes after that validation: run 1 is now a copy of run 0,
+    # genome and Adam state alike
+    with np.load(tmp_path / "cut" / "checkpoint.npz") as ckpt:
+        for name in (n for n in ckpt.files if n.startswith("leaf_")):
+            np.testing.assert_array_equal(ckpt[name][1], ckpt[name][0], err_msg=name)
+    meta_train(cut, resume=True, evaluate=False)
+    assert_same_run(whole, tmp_path / "cut")
+
+
 def test_meta_train_resume_reuses_the_compiled_meta_step(tmp_path, uninterrupted_meta_train):
     """The same configuration in the same process does not compile meta_step again."""
     size = gradient.meta_step._cache_size()

@@ -64,6 +64,11 @@ class GradientSettings:
       drop_after: a run whose inner loop stays non-finite for this many consecutive
         meta-steps is dropped: it is reported once, no longer updated, and left out of
         best-of-N (its validated genomes from before stay eligible).
+      exploit_below: population-based training's "exploit" step (Jaderberg et al. 2017) at
+        every validation: a run whose validation score is more than this far (accuracy, 0-1)
+        below the best run's restarts from a copy of the best run (genome and Adam state),
+        and so does a dropped run. The copies then draw their own tasks. None: off (plain
+        best-of-N).
     """
 
     meta_steps: int = 1000
@@ -75,10 +80,16 @@ class GradientSettings:
     num_runs: int = 8
     curriculum: Curriculum = Curriculum()
     drop_after: int = 20
+    exploit_below: float | None = None
 
     def __post_init__(self) -> None:
         if self.drop_after < 1:
             raise ValueError(f"gradient.drop_after={self.drop_after} must be >= 1")
+        if self.exploit_below is not None and not 0.0 <= self.exploit_below <= 1.0:
+            raise ValueError(
+                f"gradient.exploit_below={self.exploit_below} must be an accuracy gap in"
+                " [0, 1], or None to switch the exploit step off"
+            )
         if not 0.0 <= self.final_lr_fraction <= 1.0:
             raise ValueError(
                 f"gradient.final_lr_fraction={self.final_lr_fraction} must be in [0, 1]"

@@ -100,6 +100,7 @@ def make_trainer(config: RunConfig, genome: Genome) -> MetaTrainer[Any]:
             ),
             num_runs=gs.num_runs,
             drop_after=gs.drop_after,
+            exploit_below=gs.exploit_below,
             place=_placer(config.devices, strict=True),
         )
     return EvolutionTrainer(
@@ -284,9 +285,11 @@ def run(
             on_checkpoint(step)
 
     def validate(step: int) -> None:
+        nonlocal state
         genomes, eligible = trainer.candidates(state)
         scores = validation(genomes)
         improved = selection.consider(scores, eligible, genomes, step)
+        state, extra = trainer.after_validation(state, scores)
         log_record({
             "step": step,
             "kind": "validation",
@@ -296,10 +299,13 @@ def run(
             "best_meta_val_accuracy": selection.best_score,
             "best_run": selection.best_run,
             "improved": improved,
+            **extra,
         })
         best_now = float(np.max(np.where(eligible, scores, -np.inf)))
         message = (f"{unit} {step}/{total}: validation {100 * best_now:.1f}% "
                    f"(best {100 * selection.best_score:.1f}% at {unit} {selection.best_step})")
+        if extra.get("restarted_from"):
+            message += f"; {len(extra['restarted_from'])} run(s) restarted from a better one"
         if primary:
             (log.info if bar.disable else bar.write)(message)
         if on_validation is not None:

@@ -377,6 +377,9 @@ class EvolutionTrainer:
         postfix = {"best": f"{float(np.max(fitness)):.3f}", "sigma": f"{state.sigma:.3f}"}
         return state, StepReport(record=record, postfix=postfix)
 
+    def after_validation(self, state: CMAES, scores: np.ndarray) -> tuple[CMAES, dict[str, Any]]:
+        return state, {}  # the validated CMA mean never feeds back into the search
+
     def candidates(self, state: CMAES) -> tuple[Genome, np.ndarray]:
         mean = self.unravel(jnp.asarray(state.mean, jnp.float32))
         return jax.tree_util.tree_map(lambda x: x[None], mean), np.ones((1,), bool)

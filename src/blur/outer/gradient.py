@@ -202,6 +202,48 @@ def meta_step(
     return new_state, metrics
 
 
+def exploit(
+    state: GradientState, scores: np.ndarray, below: float
+) -> tuple[GradientState, np.ndarray]:
+    """Population-based training's exploit step (Jaderberg et al. 2017) over R runs.
+
+    Every run whose validation score is more than ``below`` under the best live run's, and
+    every dropped run, continues from a copy of the best live run: its genome and its optimiser
+    state (Adam's moments and step count). Its skipped-step counter is kept; its streak of
+    non-finite steps is reset and it is live again.
+
+    Args:
+      state: R runs (leaves [R, ...]).
+      scores: [R] validation scores (accuracy; 0 where the inner loop diverged).
+      below: the largest gap to the best run a run may have and keep its own genome.
+
+    Returns:
+      (the new state, source [R]: the run each run now continues; ``source[r] == r`` for a
+      run that kept its own genome). With no live run, the state is returned unchanged.
+    """
+    scores = np.asarray(scores, np.float64)
+    dropped = np.asarray(state.dropped)
+    R = scores.shape[0]
+    live = np.where(dropped, -np.inf, scores)
+    best = int(np.argmax(live))
+    if not np.isfinite(live[best]):
+        return state, np.arange(R)
+    replace = dropped | ~(scores >= live[best] - below)  # a nan score is replaced too
+    source = np.where(replace, best, np.arange(R))
+    if not replace.any():
+        return state, source
+    idx = jnp.asarray(source)
+    take = functools.partial(jax.tree_util.tree_map, lambda x: x[idx])
+    flags = jnp.asarray(replace)
+    return GradientState(
+        genomes=take(state.genomes),
+        opt_state=take(state.opt_state),
+        skipped=state.skipped,
+        streak=jnp.where(flags, 0, state.streak),
+        dropped=jnp.where(flags, False, state.dropped),
+    ), source
+
+
 def unstack(genomes: Genome) -> list[Genome]:
     """The R genomes of a stack (leaves [R, ...]) as a list."""
     R = jax.tree_util.tree_leaves(genomes)[0].shape[0]
@@ -220,6 +262,8 @@ class GradientTrainer:
       optimizer: see :func:`make_optimizer`.
       num_runs: R, runs trained side by side.
       drop_after: consecutive non-finite meta-steps after which a run is dropped.
+      exploit_below: the gap to the best run's validation score beyond which a run restarts
+        from a copy of the best run at each validation (:func:`exploit`); None: off.
       place: applied to the fresh state (e.g. sharding the run axis over devices).
     """
 
@@ -231,6 +275,7 @@ class GradientTrainer:
     optimizer: optax.GradientTransformation
     num_runs: int
     drop_after: int | None = None
+    exploit_below: float | None = None
     place: Any = None
     method: str = "gradient"
 
@@ -290,6 +335,17 @@ class GradientTrainer:
 
     def candidates(self, state: GradientState) -> tuple[Genome, np.ndarray]:
         return state.genomes, ~np.asarray(state.dropped)
+
+    def after_validation(
+        self, state: GradientState, scores: np.ndarray
+    ) -> tuple[GradientState, dict[str, Any]]:
+        """The exploit step (:func:`exploit`) when ``exploit_below`` is set; returns the state
+        and the record fields (``restarted_from``: {run: source run}) for the loop to log."""
+        if self.exploit_below is None:
+            return state, {}
+        state, source = exploit(state, scores, self.exploit_below)
+        moved = {int(r): int(s) for r, s in enumerate(source) if s != r}
+        return self._keep(state), ({"restarted_from": moved} if moved else {})
 
     def to_checkpoint(self, state: GradientState) -> tuple[Any, dict[str, Any]]:
         return state, {}
