@@ -82,7 +82,8 @@ def test_meta_train_with_the_exploit_step_restarts_runs_and_resumes_identically(
     args = [*META_TRAIN, "--gradient.exploit-below", "0", "--gradient.learning-rate", "0.3",
             "--validate-tasks", "4", "--network.neuron-norm", "both", "--tasks.validate", "xor"]
     whole = tmp_path / "whole"
-    assert meta_train(run_config(args, whole), evaluate=False).skipped == [0, 0]
+    result = meta_train(run_config(args, whole), evaluate=False)
+    assert result.skipped == [0, 0]
     validations = [r for r in read_metrics(whole / "metrics.jsonl") if r["kind"] == "validation"]
     restarts = [r.get("restarted_from") for r in validations]
     for r, moved in zip(validations, restarts, strict=True):
@@ -92,6 +93,7 @@ def test_meta_train_with_the_exploit_step_restarts_runs_and_resumes_identically(
             assert moved == {str(worse): better}
     assert any(restarts), "no validation restarted a run: the test shows nothing"
     assert restarts[1] == {"1": 0}, restarts  # measured: run 1 scores below run 0 at step 6
+    assert result.summary["restarts"] == sum(len(m or {}) for m in restarts)
     cut = run_config(args, tmp_path / "cut")
     meta_train(cut, stop_after=6, evaluate=False)
     # the checkpoint at step 6 comes after that validation: run 1 is now a copy of run 0,

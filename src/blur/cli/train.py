@@ -88,6 +88,8 @@ def _report(result: object, config: RunConfig) -> None:
         counters = f"skipped updates per run: {s.get('skipped')}"
         if s.get("dropped"):
             counters += f"; dropped runs (diverged): {s['dropped']}"
+        if "restarts" in s:
+            counters += f"; runs restarted from a better run: {s['restarts']}"
     else:
         counters = (f"diverged candidates: {s.get('diverged', 0)} of {s.get('scored', 0)}; "
                     f"restarts: {s.get('restarts', 0)}")

@@ -35,7 +35,7 @@ from blur.genome import Genome
 from blur.io.atomic import write_text_atomic
 from blur.io.checkpoint import load_checkpoint, load_meta, save_checkpoint
 from blur.io.genome_file import load_genome, save_genome
-from blur.io.metrics import append_metrics, truncate_metrics
+from blur.io.metrics import append_metrics, read_metrics, truncate_metrics
 from blur.outer.base import MetaTrainer
 from blur.outer.evolution import EvolutionTrainer
 from blur.outer.gradient import GradientTrainer, make_optimizer, unstack
@@ -331,8 +331,15 @@ def run(
     bar.close()
 
     def result(genome: Genome, table: str) -> RunResult:
+        summary = trainer.summary(state)
+        if primary and config.method == "gradient" and config.gradient.exploit_below is not None:
+            # counted from the run's validation records, so a resumed run counts them all
+            summary["restarts"] = sum(
+                len(r.get("restarted_from", {})) for r in read_metrics(run_dir / runs.METRICS)
+                if r["kind"] == "validation"
+            )
         return RunResult(run_dir, genome, selection.best_score, selection.best_step,
-                         selection.best_run, table, timer.elapsed(), trainer.summary(state))
+                         selection.best_run, table, timer.elapsed(), summary)
 
     if selection.best_run < 0 and end < total:
         # Stopped (stop_after) before the first validation: validating here would put a
