@@ -587,3 +587,28 @@ def test_state_mixing_values_and_derivatives_match_the_einsum(shape):
     _, tangent = jax.jvp(rules._mix, (m, a), (jnp.ones_like(m), jax.random.normal(kt, a.shape)))
     _, want_t = jax.jvp(ref, (m, a), (jnp.ones_like(m), jax.random.normal(kt, a.shape)))
     np.testing.assert_allclose(tangent, want_t, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("K", [1, 2, 4])
+def test_input_product_values_and_derivatives_match_the_broadcast(K):
+    # The first layer's ν^{c0} (x W) is a dot_general (an outer product) for speed; it must be
+    # the broadcast product in value, gradient and forward derivative, and keep [K, B, n].
+    kn, kx = jax.random.split(jax.random.key(1))
+    nu0 = jax.random.normal(kn, (K,))
+    xw = jax.random.normal(kx, (3, 5))
+
+    def ref(nu0, xw):
+        return nu0[:, None, None] * xw[None]
+
+    def f(prod):
+        return lambda nu0, xw: jnp.sum(jnp.sin(prod(nu0, xw)) * jnp.arange(15.0).reshape(3, 5))
+
+    got = rules._input_product(nu0, xw)
+    assert got.shape == (K, 3, 5)
+    np.testing.assert_allclose(got, ref(nu0, xw), rtol=1e-6, atol=1e-6)
+    for g, w in zip(jax.grad(f(rules._input_product), argnums=(0, 1))(nu0, xw),
+                    jax.grad(f(ref), argnums=(0, 1))(nu0, xw), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-5, atol=1e-5)
+    for g, w in zip(jax.jacfwd(rules._input_product, argnums=(0, 1))(nu0, xw),
+                    jax.jacfwd(ref, argnums=(0, 1))(nu0, xw), strict=True):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
