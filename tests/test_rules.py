@@ -612,3 +612,30 @@ def test_input_product_values_and_derivatives_match_the_broadcast(K):
     for g, w in zip(jax.jacfwd(rules._input_product, argnums=(0, 1))(nu0, xw),
                     jax.jacfwd(ref, argnums=(0, 1))(nu0, xw), strict=True):
         np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("argnums", [(0, 1, 2), (0,), (2,), (1,)])
+def test_input_channel_product_derivatives_match_the_scaled_input_form(argnums):
+    # Multi-channel synapses: the first layer's (ν^{c0} x) W^c runs as K matmuls of the shared
+    # input, each scaled after; with any subset of arguments differentiated, its value,
+    # gradient and forward Jacobian are those of the scaled-input form.
+    kn, kx, kw = jax.random.split(jax.random.key(2), 3)
+    nu0 = jax.random.normal(kn, (3,))
+    x = jax.random.normal(kx, (4, 5))
+    w = jax.random.normal(kw, (3, 5, 2))
+
+    def ref(nu0, x, w):
+        return jnp.einsum("cbi,cij->cbj", nu0[:, None, None] * x[None], w)
+
+    def f(prod):
+        return lambda *a: jnp.sum(jnp.sin(prod(*a)) * jnp.arange(8.0).reshape(4, 2))
+
+    args = (nu0, x, w)
+    np.testing.assert_allclose(rules._input_channel_product(*args), ref(*args), rtol=1e-5,
+                               atol=1e-5)
+    for g, want in zip(jax.grad(f(rules._input_channel_product), argnums=argnums)(*args),
+                       jax.grad(f(ref), argnums=argnums)(*args), strict=True):
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)
+    for g, want in zip(jax.jacfwd(rules._input_channel_product, argnums=argnums)(*args),
+                       jax.jacfwd(ref, argnums=argnums)(*args), strict=True):
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)

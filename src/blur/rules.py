@@ -159,6 +159,19 @@ def _input_product(nu0: jax.Array, xw: jax.Array) -> jax.Array:
     return out.reshape(nu0.shape[0], *xw.shape)
 
 
+def _input_channel_product(nu0: jax.Array, x: jax.Array, w: jax.Array) -> jax.Array:
+    """ν^{c0} (x W^c) for every channel c: [K], [B, n] and [K, n, m] -> [K, B, m] (eq. 5,
+    first layer, one synapse matrix per channel).
+
+    K matmuls of the shared input, each scaled after. Scaling the input first, (ν^{c0} x) W^c
+    as one batched matmul, saves a [K, B, n] copy of the input at every step of a
+    meta-gradient and takes ν's gradient as a reduction over it: the C2 meta-gradient is 6-9%
+    faster this way, a CMA-ES generation the same (benchmarks/outer_bounds_tried/). Same
+    values up to float rounding.
+    """
+    return jnp.stack([nu0[c] * (x @ w[c]) for c in range(w.shape[0])])
+
+
 def cf_forward(
     genome: Genome, spec: NetworkSpec, state: ChannelFirstState, x: jax.Array
 ) -> Neurons:
@@ -184,7 +197,7 @@ def cf_forward(
             # Only input state 0 is non-zero: (ν a)^c = ν^{c0} x, so one shared matmul.
             u = _input_product(g.nu[:, 0], x @ w[0])
         elif l == 0:
-            u = _channel_matmul(g.nu[:, 0, None, None] * x[None], w)
+            u = _input_channel_product(g.nu[:, 0], x, w)
         else:
             u = _channel_matmul(_mix(g.nu, layers[-1]), w)  # Eq. (5): Σ_i w_ij^c (ν a_i)^c
         sq = jnp.sum(w * w, axis=1) if "normalize" in spec.synapse_stabiliser else None
