@@ -63,10 +63,22 @@ def _same(a: Path, b: Path) -> None:
 @pytest.mark.parametrize(("args", "method"), [
     (META_TRAIN + ["--gradient.num-runs", "4", "--gradient.meta-steps", "6"], "gradient"),
     (EVOLVE + ["--evolution.cma.popsize", "8", "--evolution.generations", "4"], "cma"),
-])
+    # the exploit step copies runs across devices (settings under which scores part, as in
+    # test_resume's exploit test)
+    (META_TRAIN + ["--gradient.num-runs", "4", "--gradient.meta-steps", "6",
+                   "--gradient.exploit-below", "0", "--gradient.learning-rate", "0.3",
+                   "--validate-tasks", "4", "--network.neuron-norm", "both",
+                   "--tasks.validate", "xor", "--validate-every", "3"], "gradient"),
+], ids=["gradient", "cma", "gradient-exploit"])
 def test_sharded_run_equals_single_device_run(tmp_path, args, method):
     one = _run(tmp_path, "one", args, method, 1)
     four = _run(tmp_path, "four", args, method, 4)
     _same(one, four)
+    if "--gradient.exploit-below" in args:
+        moved = [r.get("restarted_from") for r in read_metrics(four / "metrics.jsonl")
+                 if r["kind"] == "validation"]
+        assert any(moved), moved
+        assert moved == [r.get("restarted_from") for r in read_metrics(one / "metrics.jsonl")
+                         if r["kind"] == "validation"]
     config = json.loads((four / "config.json").read_text())
     assert config["devices"] is None  # all local devices: 4 here
