@@ -46,6 +46,7 @@ COMMON = [
     "--tasks.train", "xor", "and", "--tasks.validate", "pie", "--validate-tasks", "2",
     "--evaluation.num-tasks", "2", "--evaluation.report-steps", "2",
     "--evaluation.batch-size", "32", "--evaluation.query-size", "64", "--log-every", "1",
+    "--validate-num-steps", "None", "--gradient.exploit-below", "None",
 ]
 META_TRAIN = COMMON + [
     "--gradient.meta-steps", "12", "--checkpoint-every", "3", "--validate-every", "6",

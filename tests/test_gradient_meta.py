@@ -233,27 +233,34 @@ def _marked_state(R: int) -> gradient.GradientState:
     )
 
 
-def test_exploit_copies_the_best_live_run_into_runs_below_the_gap_and_dropped_runs():
+def test_exploit_pairs_the_worst_half_with_the_best_half():
     state = _marked_state(4)
-    # run 3 is dropped (and its score, the highest, must not make it the source)
+    # run 3 is dropped (its score, the highest, must not count): ranked 1, 0, 2, 3; the worst
+    # half (3, 2) is paired with the best half (1, 0) and both are replaced
     new, source = gradient.exploit(state, np.array([0.80, 0.86, 0.70, 0.99]), below=0.05)
-    np.testing.assert_array_equal(source, [1, 1, 1, 1])
-    for r in range(4):
-        np.testing.assert_array_equal(new.genomes.nu[r], state.genomes.nu[1])
+    np.testing.assert_array_equal(source, [0, 1, 0, 1])
+    for r, src in enumerate([0, 1, 0, 1]):
+        np.testing.assert_array_equal(new.genomes.nu[r], state.genomes.nu[src])
     for old, leaf in zip(jax.tree_util.tree_leaves(state.opt_state),
                          jax.tree_util.tree_leaves(new.opt_state), strict=True):
-        np.testing.assert_array_equal(leaf, old[np.array([1, 1, 1, 1])])
+        np.testing.assert_array_equal(leaf, old[np.array([0, 1, 0, 1])])
     np.testing.assert_array_equal(new.skipped, [0, 1, 2, 3])  # history is kept
-    np.testing.assert_array_equal(new.streak, [0, 3, 0, 0])  # run 1 is the source: unchanged
+    np.testing.assert_array_equal(new.streak, [0, 3, 0, 0])  # runs 0, 1 are sources: unchanged
     np.testing.assert_array_equal(new.dropped, [False, False, False, False])
+    # the best half keeps its genomes however far behind the best it is (lineages survive)
+    _, source = gradient.exploit(state.replace(dropped=jnp.zeros((4,), bool)),
+                                 np.array([0.9, 0.5, 0.4, 0.3]), below=0.05)
+    np.testing.assert_array_equal(source, [0, 1, 1, 0])
 
 
 def test_exploit_keeps_runs_within_the_gap_and_does_nothing_without_a_live_run():
     state = _marked_state(3)
     new, source = gradient.exploit(state, np.array([0.84, 0.86, 0.70]), below=0.05)
-    np.testing.assert_array_equal(source, [0, 1, 1])
+    np.testing.assert_array_equal(source, [0, 1, 1])  # the middle run (3 // 2 = 1 pair) stays
     np.testing.assert_array_equal(new.genomes.nu[0], state.genomes.nu[0])
     np.testing.assert_array_equal(new.genomes.nu[2], state.genomes.nu[1])
+    _, source = gradient.exploit(state, np.array([0.84, 0.86, 0.82]), below=0.05)
+    np.testing.assert_array_equal(source, [0, 1, 2])  # 0.82 is within 0.05 of 0.86
     same, source = gradient.exploit(state, np.array([0.5, 0.5, 0.5]), below=0.0)
     np.testing.assert_array_equal(source, [0, 1, 2])
     assert same is state

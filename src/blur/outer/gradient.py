@@ -205,17 +205,22 @@ def meta_step(
 def exploit(
     state: GradientState, scores: np.ndarray, below: float
 ) -> tuple[GradientState, np.ndarray]:
-    """Population-based training's exploit step (Jaderberg et al. 2017) over R runs.
+    """Population-based training's exploit step (Jaderberg et al. 2017) over R runs, by
+    truncation selection.
 
-    Every run whose validation score is more than ``below`` under the best live run's, and
-    every dropped run, continues from a copy of the best live run: its genome and its optimiser
-    state (Adam's moments and step count). Its skipped-step counter is kept; its streak of
-    non-finite steps is reset and it is live again.
+    The runs are ranked by validation score (dropped runs last). The worst half is paired with
+    the best half, worst with best, second worst with second best, and so on; a run of the
+    worst half continues from a copy of its partner (genome and optimiser state: Adam's moments
+    and step count) when it is dropped or scores more than ``below`` under the partner. The best
+    half always keeps its own genomes, so up to R/2 lineages survive every step. A restarted
+    run keeps its skipped-step counter; its streak of non-finite steps is reset and it is live
+    again.
 
     Args:
       state: R runs (leaves [R, ...]).
       scores: [R] validation scores (accuracy; 0 where the inner loop diverged).
-      below: the largest gap to the best run a run may have and keep its own genome.
+      below: the largest gap to its partner a run of the worst half may have and keep its own
+        genome.
 
     Returns:
       (the new state, source [R]: the run each run now continues; ``source[r] == r`` for a
@@ -224,12 +229,13 @@ def exploit(
     scores = np.asarray(scores, np.float64)
     dropped = np.asarray(state.dropped)
     R = scores.shape[0]
-    live = np.where(dropped, -np.inf, scores)
-    best = int(np.argmax(live))
-    if not np.isfinite(live[best]):
-        return state, np.arange(R)
-    replace = dropped | ~(scores >= live[best] - below)  # a nan score is replaced too
-    source = np.where(replace, best, np.arange(R))
+    live = np.where(dropped | np.isnan(scores), -np.inf, scores)
+    order = np.argsort(-live, kind="stable")  # best first
+    source = np.arange(R)
+    for src, r in zip(order[: R // 2], order[::-1][: R // 2], strict=True):
+        if np.isfinite(live[src]) and (dropped[r] or not scores[r] >= live[src] - below):
+            source[r] = src
+    replace = source != np.arange(R)
     if not replace.any():
         return state, source
     idx = jnp.asarray(source)
@@ -262,8 +268,9 @@ class GradientTrainer:
       optimizer: see :func:`make_optimizer`.
       num_runs: R, runs trained side by side.
       drop_after: consecutive non-finite meta-steps after which a run is dropped.
-      exploit_below: the gap to the best run's validation score beyond which a run restarts
-        from a copy of the best run at each validation (:func:`exploit`); None: off.
+      exploit_below: at each validation, the worst half of the runs restart from copies of the
+        best half where they score more than this below their partner (:func:`exploit`);
+        None: off.
       place: applied to the fresh state (e.g. sharding the run axis over devices).
     """
 
