@@ -9,6 +9,7 @@ import pytest
 
 from blur.experiments.config import (
     PRESETS,
+    GradientSettings,
     RunConfig,
     config_from_json,
     config_to_json,
@@ -126,3 +127,11 @@ def test_cosine_schedule_reaches_the_trainer():
     assert -float(u["a"][0]) == pytest.approx(lr, rel=1e-4)
     with pytest.raises(ValueError, match="final_lr_fraction=2"):
         GradientSettings(final_lr_fraction=2)
+
+
+@pytest.mark.parametrize("gap", [-0.1, 1.5])
+def test_exploit_gap_outside_an_accuracy_range_is_refused_with_the_field_named(gap):
+    with pytest.raises(ValueError, match=r"gradient.exploit_below=.* must be an accuracy gap"):
+        GradientSettings(exploit_below=gap)
+    assert GradientSettings(exploit_below=0.0).exploit_below == 0.0
+    assert GradientSettings().exploit_below is None  # off unless a preset or flag sets it
