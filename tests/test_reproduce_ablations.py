@@ -76,6 +76,9 @@ def test_base_config_scales_and_bad_overrides():
     pinned = reproduce_preset("toy2d")
     assert (pinned.network.neuron_norm, pinned.gradient.learning_rate,
             pinned.objective.num_tasks, pinned.validate_tasks) == ("none", 1e-2, 6, 8)
+    assert (pinned.gradient.num_runs, pinned.gradient.exploit_below, pinned.validate_num_steps,
+            pinned.evaluation.num_tasks) == (4, None, None, 16)
+    assert small.gradient.exploit_below is None and small.validate_num_steps is None
     assert small.network == pinned.network and small.objective == pinned.objective
     assert small.gradient.learning_rate == 1e-2
     assert preset_contender("toy2d").network == pinned.network

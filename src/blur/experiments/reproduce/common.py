@@ -22,7 +22,8 @@ def reproduce_preset(name: str) -> RunConfig:
 
     ``toy2d`` is pinned at its setting before issue 10 retuned the main job (commit 225d142:
     no neuron normalisation, meta-rate 1e-2, horizon 10 -> 20, 6 tasks per meta-step,
-    validation every 200 meta-steps on 8 tasks), the setting every small-scale result in
+    validation every 200 meta-steps on 8 tasks after the run's final T, best of 4 runs with no
+    exploit step, the table on 16 tasks per family), the setting every small-scale result in
     ``docs/REPRODUCTION.md`` was measured with, so that those commands still reproduce them.
     Every other preset is returned as shipped.
     """
@@ -35,11 +36,13 @@ def reproduce_preset(name: str) -> RunConfig:
         config,
         network=dataclasses.replace(config.network, neuron_norm="none"),
         gradient=dataclasses.replace(
-            config.gradient, learning_rate=1e-2,
+            config.gradient, learning_rate=1e-2, num_runs=4, exploit_below=None,
             curriculum=Curriculum(start=10, increment=5, every=200, maximum=20)),
         objective=dataclasses.replace(config.objective, num_tasks=6),
         validate_every=200,
         validate_tasks=8,
+        validate_num_steps=None,
+        evaluation=dataclasses.replace(config.evaluation, num_tasks=16),
     )
 
 
