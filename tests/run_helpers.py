@@ -53,6 +53,12 @@ META_TRAIN = COMMON + [
     "--gradient.num-runs", "2", "--gradient.learning-rate", "0.01",
     "--gradient.curriculum.start", "3", "--gradient.curriculum.maximum", "3",
 ]
+# The exploit step switched on (gap 0), with a rate, normalisation and validation set under
+# which the tiny runs' validation scores part, so that some run restarts from another.
+EXPLOIT = [
+    "--gradient.exploit-below", "0", "--gradient.learning-rate", "0.3", "--validate-tasks", "4",
+    "--network.neuron-norm", "both", "--tasks.validate", "xor",
+]
 EVOLVE = COMMON + [
     "--evolution.generations", "8", "--evolution.cma.popsize", "6",
     "--objective.num-steps", "3", "--checkpoint-every", "2", "--validate-every", "4",

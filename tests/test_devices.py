@@ -15,7 +15,7 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
-from run_helpers import EVOLVE, META_TRAIN
+from run_helpers import EVOLVE, EXPLOIT, META_TRAIN
 
 from blur.io.genome_file import load_genome_file
 from blur.io.metrics import read_metrics
@@ -63,12 +63,9 @@ def _same(a: Path, b: Path) -> None:
 @pytest.mark.parametrize(("args", "method"), [
     (META_TRAIN + ["--gradient.num-runs", "4", "--gradient.meta-steps", "6"], "gradient"),
     (EVOLVE + ["--evolution.cma.popsize", "8", "--evolution.generations", "4"], "cma"),
-    # the exploit step copies runs across devices (settings under which scores part, as in
-    # test_resume's exploit test)
-    (META_TRAIN + ["--gradient.num-runs", "4", "--gradient.meta-steps", "6",
-                   "--gradient.exploit-below", "0", "--gradient.learning-rate", "0.3",
-                   "--validate-tasks", "4", "--network.neuron-norm", "both",
-                   "--tasks.validate", "xor", "--validate-every", "3"], "gradient"),
+    # the exploit step copies runs across devices
+    (META_TRAIN + EXPLOIT + ["--gradient.num-runs", "4", "--gradient.meta-steps", "6",
+                             "--validate-every", "3"], "gradient"),
 ], ids=["gradient", "cma", "gradient-exploit"])
 def test_sharded_run_equals_single_device_run(tmp_path, args, method):
     one = _run(tmp_path, "one", args, method, 1)

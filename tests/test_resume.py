@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from run_helpers import BLUR, EVOLVE, META_TRAIN, assert_same_run, run_config
+from run_helpers import BLUR, EVOLVE, EXPLOIT, META_TRAIN, assert_same_run, run_config
 
 from blur.experiments.evolve import evolve
 from blur.experiments.meta_train import meta_train
@@ -78,9 +78,7 @@ def test_meta_train_resume_is_identical_with_the_mnist10_objective_and_optimizer
 def test_meta_train_with_the_exploit_step_restarts_runs_and_resumes_identically(tmp_path):
     """With ``exploit_below`` 0 every run but the best restarts from it at each validation
     (logged in the validation record), and a run stopped between validations resumes exactly."""
-    # a rate, normalisation and validation set under which the two runs' scores part
-    args = [*META_TRAIN, "--gradient.exploit-below", "0", "--gradient.learning-rate", "0.3",
-            "--validate-tasks", "4", "--network.neuron-norm", "both", "--tasks.validate", "xor"]
+    args = [*META_TRAIN, *EXPLOIT]
     whole = tmp_path / "whole"
     result = meta_train(run_config(args, whole), evaluate=False)
     assert result.skipped == [0, 0]
