@@ -19,7 +19,7 @@ import blur
 
 SRC = Path(blur.__file__).parent
 LAYERS = [
-    ("blur._atomic", "blur._pytree", "blur._dataclass_json", "blur.data"),
+    ("blur._atomic", "blur._allocator", "blur._pytree", "blur._dataclass_json", "blur.data"),
     ("blur.tasks",),
     ("blur.activations", "blur.genome", "blur.network", "blur.rules", "blur.inner"),
     ("blur.outer",),

@@ -62,6 +62,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import blur
+from blur._allocator import allocator_info
 from blur.baselines import init_mlp, mlp_loss
 
 SECTIONS = ("inner", "meta", "mnist10", "evolution", "scaling")
@@ -676,6 +677,7 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         "date_utc": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M"),
         "load_average": _load(),
+        "allocator": allocator_info(os.environ),
     }
 
 
@@ -722,6 +724,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"{m.get('load_average_end')}, on {m['cpu_count']} cores: above "
             f"{m['cpu_count']} means other processes were competing for the cores, which "
             "inflates and scatters absolute times; interleaved ratios cancel part of it."
+        )
+    if "allocator" in m:
+        a = m["allocator"]
+        out.append(
+            f"- Allocator: `GLIBC_TUNABLES={a['glibc_tunables'] or ''}`, transparent huge pages "
+            f"`{a['transparent_hugepage']}` (the `blur` console script sets "
+            "`glibc.malloc.hugetlb=1`; see `blur._allocator`)."
         )
     if o.get("note"):
         out.append(f"- Note: {o['note']}")

@@ -6,6 +6,10 @@ from __future__ import annotations
 import os
 import sys
 
+# The commands that run JAX computations long enough for the allocator setting to matter; the
+# rest (data, genomes, plot, help) start without re-executing.
+COMPUTE_COMMANDS = ("meta-train", "evolve", "sweep", "evaluate", "compare", "bench", "reproduce")
+
 COMMANDS = {
     "meta-train": ("blur.cli.train", "main_meta_train", "gradient meta-training (preset toy2d)"),
     "evolve": ("blur.cli.train", "main_evolve", "CMA-ES meta-training (preset cma-mnist14)"),
@@ -27,6 +31,8 @@ def usage() -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:
+        _reexec_with_huge_pages(sys.argv[1:2])
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         if not argv:
@@ -55,6 +61,24 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"blur {name}: error: {e}", file=sys.stderr)
         return 1
+
+
+def _reexec_with_huge_pages(command: list[str]) -> None:
+    """Re-execute this process, same interpreter and arguments, with glibc's huge-page tunable
+    set (:mod:`blur._allocator`): the console script's compute commands only, and once (the new
+    process finds the tunable set). ``BLUR_HUGEPAGES=0`` runs without it."""
+    from blur._allocator import tuned_environ
+
+    argv = getattr(sys, "orig_argv", None)
+    env = tuned_environ(os.environ)
+    if env is None or not argv or not command or command[0] not in COMPUTE_COMMANDS:
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execve(sys.executable, argv, env)
+    except OSError:  # no exec here (odd sandboxes): run on without the setting
+        return
 
 
 def _is_user_error(error: Exception) -> bool:
