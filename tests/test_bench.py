@@ -37,3 +37,21 @@ def test_sgd_unit_is_a_burst_of_waited_calls(monkeypatch):
     # SGD_BURST steps
     r = bench.ratio_stats([2.0, 4.0], [2.0, 4.0], bench.SGD_BURST)
     assert r["median"] == bench.SGD_BURST
+
+
+def test_report_checks_the_meta_gradient_target_on_both_ways_of_taking_it():
+    # The presets take the meta-gradient with jax.checkpoint (objective.remat); the report
+    # used to check the T=10 target on the plain row alone.
+    import json
+    from pathlib import Path
+
+    results = json.loads((Path(__file__).parents[1] / "benchmarks/results.json").read_text())
+    rows = [r for r in results["sections"]["meta"]["rows"] if r["T"] == 10]
+    assert sorted(r["remat"] for r in rows) == [False, True]
+    for r in rows:
+        r["sgd_steps"]["median"] = 150.0 if r["remat"] else 170.0
+    text = bench.markdown(results)
+    assert "Target T=10, plain, <= 160: **not met** SGD steps (measured 170.0)" in text
+    assert ("Target T=10, with checkpointing (as the presets run it), <= 160: **met** SGD steps "
+            "(measured 150.0)") in text
+    assert all(get_preset(p).objective.remat for p in ("toy2d", "mnist10"))
