@@ -1,6 +1,7 @@
 """The console script runs its compute commands with glibc's huge-page tunable set
 (blur._allocator): XLA's per-call temporaries otherwise cost a page fault per 4 KiB on every
-call, about a fifth of a meta-gradient's time on a 2-core machine."""
+call (11-15 % of a plain meta-gradient's time on a 2-core machine, 3-4 % of a checkpointed
+one; benchmarks/allocator/ALLOCATOR.md)."""
 
 from __future__ import annotations
 

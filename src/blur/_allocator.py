@@ -2,14 +2,15 @@
 
 XLA:CPU allocates each call's temporaries afresh (one slab per executable, hundreds of MiB for
 a meta-gradient) and frees them after, and glibc serves allocations that large with ``mmap``.
-So every call takes a page fault per 4 KiB of temporaries: 56,000 faults per C2 meta-gradient
-(T = 10, 219 MiB), about a fifth of its time on this project's 2-core machine. With
-``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (glibc >= 2.35) malloc asks the kernel for
-transparent huge pages on those regions (``madvise``), one fault per 2 MiB: 473 faults per call,
-and the call 22 % faster (``benchmarks/RESULTS.md`` has the suite's figures).
+So every call takes a page fault per 4 KiB of temporaries: 56,000 faults per plain C2
+meta-gradient (T = 10, 219 MiB). With ``GLIBC_TUNABLES=glibc.malloc.hugetlb=1`` (glibc >= 2.35)
+malloc asks the kernel for transparent huge pages on those regions (``madvise``), one fault per
+2 MiB: 466 faults per call. Measured in alternating processes on this project's 2-core machine,
+that takes 11-15 % off the plain meta-gradient and 3-4 % off the checkpointed one and the
+mnist10 meta-step (``benchmarks/allocator/ALLOCATOR.md``).
 
 The tunable is read once, when the process starts, so ``blur`` (the console script) re-executes
-itself with it set before it imports JAX (:func:`blur.cli.main.main`). ``BLUR_HUGEPAGES=0``
+itself with it set before it runs any JAX computation (:func:`blur.cli.main.main`). ``BLUR_HUGEPAGES=0``
 switches that off. Library users set the variable in their own environment. Where the kernel's
 transparent huge pages are ``never``, or glibc is older or absent, the setting is inert.
 """
