@@ -10,9 +10,10 @@ that takes 11-15 % off the plain meta-gradient and 3-4 % off the checkpointed on
 mnist10 meta-step (``benchmarks/allocator/ALLOCATOR.md``).
 
 The tunable is read once, when the process starts, so ``blur`` (the console script) re-executes
-itself with it set before it runs any JAX computation (:func:`blur.cli.main.main`). ``BLUR_HUGEPAGES=0``
-switches that off. Library users set the variable in their own environment. Where the kernel's
-transparent huge pages are ``never``, or glibc is older or absent, the setting is inert.
+itself with it set before it runs any JAX computation (:func:`blur.cli.main.main`).
+``BLUR_HUGEPAGES=0`` switches that off. Library users set the variable in their own
+environment. Where the kernel's transparent huge pages are ``never``, or glibc is older or
+absent, the setting is inert.
 """
 
 from __future__ import annotations
