@@ -59,3 +59,31 @@ def _bench_allocator(tmp_path: Path, **extra: str) -> dict:
 def test_console_script_runs_compute_commands_with_the_tunable(tmp_path):
     assert _bench_allocator(tmp_path)["glibc_tunables"] == SETTING
     assert _bench_allocator(tmp_path, BLUR_HUGEPAGES="0")["glibc_tunables"] is None
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunables are Linux's")
+@pytest.mark.parametrize(("args", "execs"), [
+    ([], True),  # bare `blur` is the main job, `blur meta-train`
+    (["evolve", "--help"], True),
+    (["data", "list"], False),  # no computation: starts as it is
+    (["--help"], False),
+])
+def test_console_entry_reexecs_only_the_compute_commands(monkeypatch, capsys, args, execs):
+    from blur.cli import main as cli_main
+
+    calls = []
+
+    def fake_execve(path, argv, env):
+        calls.append((argv, env["GLIBC_TUNABLES"]))
+        raise SystemExit(0)  # the real one never returns
+
+    monkeypatch.setattr(os, "execve", fake_execve)
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    monkeypatch.delenv("BLUR_HUGEPAGES", raising=False)
+    monkeypatch.setattr(sys, "argv", ["blur", *args])
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, BLUR, *args])
+    try:
+        cli_main.main()
+    except SystemExit:
+        pass
+    assert calls == ([([sys.executable, BLUR, *args], SETTING)] if execs else [])

@@ -32,7 +32,7 @@ def usage() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:
-        _reexec_with_huge_pages(sys.argv[1:2])
+        _reexec_with_huge_pages((sys.argv[1:2] or ["meta-train"])[0])
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
         if not argv:
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
-def _reexec_with_huge_pages(command: list[str]) -> None:
+def _reexec_with_huge_pages(command: str) -> None:
     """Re-execute this process, same interpreter and arguments, with glibc's huge-page tunable
     set (:mod:`blur._allocator`): the console script's compute commands only, and once (the new
     process finds the tunable set). ``BLUR_HUGEPAGES=0`` runs without it."""
@@ -71,7 +71,7 @@ def _reexec_with_huge_pages(command: list[str]) -> None:
 
     argv = getattr(sys, "orig_argv", None)
     env = tuned_environ(os.environ)
-    if env is None or not argv or not command or command[0] not in COMPUTE_COMMANDS:
+    if env is None or not argv or command not in COMPUTE_COMMANDS:
         return
     sys.stdout.flush()
     sys.stderr.flush()
