@@ -135,3 +135,13 @@ def test_exploit_gap_outside_an_accuracy_range_is_refused_with_the_field_named(g
         GradientSettings(exploit_below=gap)
     assert GradientSettings(exploit_below=0.0).exploit_below == 0.0
     assert GradientSettings().exploit_below is None  # off unless a preset or flag sets it
+
+
+def test_explore_scale_is_checked_and_needs_the_exploit_step():
+    with pytest.raises(ValueError, match=r"gradient.explore_scale=-0.1 must be >= 0"):
+        GradientSettings(exploit_below=0.05, explore_scale=-0.1)
+    with pytest.raises(ValueError, match=r"exploit_below is None .* --gradient.exploit-below"):
+        GradientSettings(explore_scale=0.1)
+    assert GradientSettings(exploit_below=0.05, explore_scale=0.1).explore_scale == 0.1
+    assert GradientSettings().explore_scale is None  # off unless a flag sets it
+    assert GradientSettings(explore_scale=0.0).explore_scale == 0.0  # zero noise needs nothing

@@ -268,3 +268,33 @@ def test_exploit_keeps_runs_within_the_gap_and_does_nothing_without_a_live_run()
     same, source = gradient.exploit(dead, np.array([0.9, 0.1, 0.2]), below=0.0)
     np.testing.assert_array_equal(source, [0, 1, 2])
     assert same is dead
+
+
+def test_explore_moves_only_the_restarted_runs_by_relative_noise():
+    genomes = _marked_state(4).genomes
+    source = np.array([0, 1, 0, 1])  # runs 2 and 3 were restarted from 0 and 1
+    key = jax.random.key(5)
+    new = gradient.explore(genomes, source, key, scale=0.1)
+    for old, leaf in zip(jax.tree_util.tree_leaves(genomes), jax.tree_util.tree_leaves(new),
+                         strict=True):
+        np.testing.assert_array_equal(leaf[:2], old[:2])  # kept runs: bitwise the same
+        for r in (2, 3):
+            rms = float(np.sqrt(np.mean(np.square(old[r]))))
+            delta = np.asarray(leaf[r] - old[r])
+            if rms == 0.0:
+                np.testing.assert_array_equal(delta, 0.0)  # an all-zero field stays zero
+                continue
+            assert np.any(delta != 0.0)
+            # noise of about scale * rms per value: at most 6 standard deviations anywhere
+            assert np.max(np.abs(delta)) <= 6 * 0.1 * rms * (1 + 1e-6)
+    again = gradient.explore(genomes, source, key, scale=0.1)  # the key decides the noise
+    for a, b in zip(jax.tree_util.tree_leaves(new), jax.tree_util.tree_leaves(again),
+                    strict=True):
+        np.testing.assert_array_equal(a, b)
+    # nothing restarted, or no noise: the genomes themselves come back
+    assert gradient.explore(genomes, np.arange(4), key, scale=0.1) is genomes
+    assert gradient.explore(genomes, source, key, scale=0.0) is genomes
+    # large fields get noise of about the asked size (nu: [4, L?, K, K] values)
+    big = jax.tree_util.tree_map(lambda x: jnp.ones((4, 64, 64), x.dtype), genomes.nu)
+    moved = gradient.explore(big, source, key, scale=0.1)
+    assert 0.09 < float(jnp.std(moved[2] - big[2])) < 0.11

@@ -17,10 +17,12 @@ import subprocess
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from run_helpers import BLUR, EVOLVE, EXPLOIT, META_TRAIN, assert_same_run, run_config
 
+import blur
 from blur.experiments.evolve import evolve
 from blur.experiments.meta_train import meta_train
 from blur.io.metrics import read_metrics
@@ -99,6 +101,30 @@ def test_meta_train_with_the_exploit_step_restarts_runs_and_resumes_identically(
     with np.load(tmp_path / "cut" / "checkpoint.npz") as ckpt:
         for name in (n for n in ckpt.files if n.startswith("leaf_")):
             np.testing.assert_array_equal(ckpt[name][1], ckpt[name][0], err_msg=name)
+    meta_train(cut, resume=True, evaluate=False)
+    assert_same_run(whole, tmp_path / "cut")
+
+
+def test_meta_train_with_the_explore_step_perturbs_the_copies_and_resumes_identically(tmp_path):
+    """With ``explore_scale`` the run restarted at a validation continues from a perturbed copy
+    of its partner's genome (its Adam state copied exactly), and the noise comes from the
+    validation's own key, so a run stopped after it resumes exactly."""
+    args = [*META_TRAIN, *EXPLOIT, "--gradient.explore-scale", "0.1"]
+    whole = tmp_path / "whole"
+    meta_train(run_config(args, whole), evaluate=False)
+    cut = run_config(args, tmp_path / "cut")
+    meta_train(cut, stop_after=6, evaluate=False)
+    validations = [r for r in read_metrics(tmp_path / "cut" / "metrics.jsonl")
+                   if r["kind"] == "validation"]
+    assert validations[-1]["step"] == 6 and validations[-1].get("restarted_from") == {"1": 0}
+    genome = len(jax.tree_util.tree_leaves(blur.delta_genome(2)))  # the first leaves
+    with np.load(tmp_path / "cut" / "checkpoint.npz") as ckpt:
+        leaves = sorted((n for n in ckpt.files if n.startswith("leaf_")),
+                        key=lambda n: int(n.split("_")[1]))
+        moved = [n for n in leaves[:genome] if not np.array_equal(ckpt[n][1], ckpt[n][0])]
+        assert moved, "run 1's genome is an exact copy of run 0's: no explore step"
+        for n in leaves[genome:-3]:  # Adam's moments and step count: copied exactly
+            np.testing.assert_array_equal(ckpt[n][1], ckpt[n][0], err_msg=n)
     meta_train(cut, resume=True, evaluate=False)
     assert_same_run(whole, tmp_path / "cut")
 

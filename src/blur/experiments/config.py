@@ -70,6 +70,10 @@ class GradientSettings:
         below its partner in the best half (worst with best, second worst with second best...),
         or that was dropped, restarts from a copy of the partner (genome and Adam state). The
         copies then draw their own tasks. None: off (plain best-of-N).
+      explore_scale: population-based training's "explore" step after the exploit step: each
+        restarted run's genome moves by Gaussian noise of this size relative to each field's
+        root-mean-square (blur.outer.gradient.explore). None: the copies are exact. Needs
+        ``exploit_below``.
     """
 
     meta_steps: int = 1000
@@ -82,6 +86,7 @@ class GradientSettings:
     curriculum: Curriculum = Curriculum()
     drop_after: int = 20
     exploit_below: float | None = None
+    explore_scale: float | None = None
 
     def __post_init__(self) -> None:
         if self.drop_after < 1:
@@ -90,6 +95,17 @@ class GradientSettings:
             raise ValueError(
                 f"gradient.exploit_below={self.exploit_below} must be an accuracy gap in"
                 " [0, 1], or None to switch the exploit step off"
+            )
+        if self.explore_scale is not None and not self.explore_scale >= 0.0:
+            raise ValueError(
+                f"gradient.explore_scale={self.explore_scale} must be >= 0 (noise relative to"
+                " each genome field's size), or None for exact copies"
+            )
+        if self.explore_scale and self.exploit_below is None:
+            raise ValueError(
+                f"gradient.explore_scale={self.explore_scale} perturbs the runs that the exploit"
+                " step restarts, but gradient.exploit_below is None (no exploit step): set"
+                " --gradient.exploit-below too"
             )
         if not 0.0 <= self.final_lr_fraction <= 1.0:
             raise ValueError(

@@ -101,6 +101,7 @@ def make_trainer(config: RunConfig, genome: Genome) -> MetaTrainer[Any]:
             num_runs=gs.num_runs,
             drop_after=gs.drop_after,
             exploit_below=gs.exploit_below,
+            explore_scale=gs.explore_scale,
             place=_placer(config.devices, strict=True),
         )
     return EvolutionTrainer(
@@ -267,6 +268,7 @@ def run(
         state = trainer.init()
 
     step_key = jax.random.fold_in(key, 1)
+    explore_key = jax.random.fold_in(key, 3)  # the validations' own keys (2 is the validation's)
     end = total if stop_after is None else min(total, stop_after)
     bar = runs.progress_bar(total, start, f"{config.method} {config.preset}", show=primary)
 
@@ -289,7 +291,9 @@ def run(
         genomes, eligible = trainer.candidates(state)
         scores = validation(genomes)
         improved = selection.consider(scores, eligible, genomes, step)
-        state, extra = trainer.after_validation(state, scores)
+        state, extra = trainer.after_validation(
+            state, scores, jax.random.fold_in(explore_key, step)
+        )
         log_record({
             "step": step,
             "kind": "validation",

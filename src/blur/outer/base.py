@@ -56,9 +56,12 @@ class MetaTrainer(Protocol[S]):
         """Genomes to validate, stacked on a leading axis [R], and which may be selected [R]."""
         ...
 
-    def after_validation(self, state: S, scores: np.ndarray) -> tuple[S, dict[str, Any]]:
+    def after_validation(
+        self, state: S, scores: np.ndarray, key: jax.Array
+    ) -> tuple[S, dict[str, Any]]:
         """The state after a validation that scored the candidates ``scores`` [R], and fields
-        for the validation's record (e.g. runs restarted from a better one); may be a no-op."""
+        for the validation's record (e.g. runs restarted from a better one); may be a no-op.
+        ``key`` is the validation's own PRNG key, for any randomness it needs."""
         ...
 
     def to_checkpoint(self, state: S) -> tuple[Any, dict[str, Any]]:

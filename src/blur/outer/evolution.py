@@ -377,7 +377,9 @@ class EvolutionTrainer:
         postfix = {"best": f"{float(np.max(fitness)):.3f}", "sigma": f"{state.sigma:.3f}"}
         return state, StepReport(record=record, postfix=postfix)
 
-    def after_validation(self, state: CMAES, scores: np.ndarray) -> tuple[CMAES, dict[str, Any]]:
+    def after_validation(
+        self, state: CMAES, scores: np.ndarray, key: jax.Array
+    ) -> tuple[CMAES, dict[str, Any]]:
         return state, {}  # the validated CMA mean never feeds back into the search
 
     def candidates(self, state: CMAES) -> tuple[Genome, np.ndarray]:

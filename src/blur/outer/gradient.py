@@ -250,6 +250,39 @@ def exploit(
     ), source
 
 
+def explore(genomes: Genome, source: np.ndarray, key: jax.Array, scale: float) -> Genome:
+    """Population-based training's explore step (Jaderberg et al. 2017), on the genome: each
+    run that the exploit step restarted moves its copied genome by Gaussian noise, so the copies
+    do not retrace their partner's path.
+
+    For a run r with ``source[r] != r`` every field gains ``scale * rms * N(0, 1)`` per value,
+    where rms is the root-mean-square of that run's field (its absolute value for a scalar
+    field), so the noise is relative and an all-zero field stays zero. Other runs are returned
+    bitwise unchanged.
+
+    Args:
+      genomes: R genomes (leaves [R, ...]).
+      source: [R] the run each run now continues (:func:`exploit`'s second result).
+      key: PRNG key of this validation.
+      scale: the noise's size relative to each field's RMS.
+    """
+    moved = np.asarray(source) != np.arange(len(source))
+    if not moved.any() or scale == 0.0:
+        return genomes
+    leaves, treedef = jax.tree_util.tree_flatten(genomes)
+    out = []
+    for leaf, k in zip(leaves, jax.random.split(key, len(leaves)), strict=True):
+        if not jnp.issubdtype(leaf.dtype, jnp.floating):
+            out.append(leaf)
+            continue
+        axes = tuple(range(1, leaf.ndim))
+        rms = jnp.sqrt(jnp.mean(jnp.square(leaf), axis=axes, keepdims=True))
+        noise = scale * rms * jax.random.normal(k, leaf.shape, leaf.dtype)
+        mask = jnp.asarray(moved).reshape((-1,) + (1,) * (leaf.ndim - 1))
+        out.append(jnp.where(mask, leaf + noise, leaf))
+    return jax.tree_util.tree_unflatten(treedef, out)
+
+
 def unstack(genomes: Genome) -> list[Genome]:
     """The R genomes of a stack (leaves [R, ...]) as a list."""
     R = jax.tree_util.tree_leaves(genomes)[0].shape[0]
@@ -271,6 +304,8 @@ class GradientTrainer:
       exploit_below: at each validation, the worst half of the runs restart from copies of the
         best half where they score more than this below their partner (:func:`exploit`);
         None: off.
+      explore_scale: the restarted runs' genomes then move by noise of this size relative to
+        each field (:func:`explore`); None: copies are exact.
       place: applied to the fresh state (e.g. sharding the run axis over devices).
     """
 
@@ -283,6 +318,7 @@ class GradientTrainer:
     num_runs: int
     drop_after: int | None = None
     exploit_below: float | None = None
+    explore_scale: float | None = None
     place: Any = None
     method: str = "gradient"
 
@@ -344,13 +380,16 @@ class GradientTrainer:
         return state.genomes, ~np.asarray(state.dropped)
 
     def after_validation(
-        self, state: GradientState, scores: np.ndarray
+        self, state: GradientState, scores: np.ndarray, key: jax.Array
     ) -> tuple[GradientState, dict[str, Any]]:
-        """The exploit step (:func:`exploit`) when ``exploit_below`` is set; returns the state
-        and the record fields (``restarted_from``: {run: source run}) for the loop to log."""
+        """The exploit step (:func:`exploit`) when ``exploit_below`` is set, then the explore
+        step (:func:`explore`, with ``key``) when ``explore_scale`` is; returns the state and
+        the record fields (``restarted_from``: {run: source run}) for the loop to log."""
         if self.exploit_below is None:
             return state, {}
         state, source = exploit(state, scores, self.exploit_below)
+        if self.explore_scale:
+            state = state.replace(genomes=explore(state.genomes, source, key, self.explore_scale))
         moved = {int(r): int(s) for r, s in enumerate(source) if s != r}
         return self._keep(state), ({"restarted_from": moved} if moved else {})
 
