@@ -12,10 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from run_helpers import BLUR
 
 from blur._allocator import SETTING, allocator_info, thp_mode, tuned_environ
-
-BLUR = str(Path(sys.executable).with_name("blur"))
 
 
 def test_tuned_environ_adds_the_tunable_and_keeps_the_others():

@@ -14,12 +14,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from run_helpers import EVOLVE, META_TRAIN
+from run_helpers import BLUR, EVOLVE, META_TRAIN
 
 import blur
 from blur.cli.main import main
@@ -27,7 +26,6 @@ from blur.experiments.config import config_from_json, config_to_json, get_preset
 from blur.io.genome_file import load_genome, load_genome_file
 from blur.io.metrics import read_metrics
 
-BLUR = str(Path(sys.executable).with_name("blur"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 EVAL_ARGS = [
     "--tasks", "pie", "--network.hidden", "8", "--evaluation.report-steps", "2",
