@@ -54,6 +54,7 @@ def _bench_allocator(tmp_path: Path, **extra: str) -> dict:
     return json.loads(out.read_text())["machine"]["allocator"]
 
 
+@pytest.mark.slow  # 25 s; CI runs it in its slow step (.ci/run)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc tunables are Linux's")
 def test_console_script_runs_compute_commands_with_the_tunable(tmp_path):
     assert _bench_allocator(tmp_path)["glibc_tunables"] == SETTING

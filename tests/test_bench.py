@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import jax
 import numpy as np
+import pytest
 
 from blur import bench
 from blur.experiments.config import get_preset
 
 
+@pytest.mark.slow  # 43 s; CI runs it in its slow step (.ci/run)
 def test_mnist10_and_evolution_sections_build_and_run():
     fn, _ = bench.mnist10_fn(2)  # one meta-step of the mnist10 preset at T = 2
     _, metrics = jax.block_until_ready(fn())

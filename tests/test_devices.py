@@ -60,13 +60,18 @@ def _same(a: Path, b: Path) -> None:
     assert ga.metadata["step"] == gb.metadata["step"] and ga.metadata["run"] == gb.metadata["run"]
 
 
+# The gradient cases take 44-47 s each, so they are marked slow and CI runs them in its slow
+# step (.ci/run); the CMA-ES case (31 s) keeps one device-sharding check in the default suite.
 @pytest.mark.parametrize(("args", "method"), [
-    (META_TRAIN + ["--gradient.num-runs", "4", "--gradient.meta-steps", "6"], "gradient"),
-    (EVOLVE + ["--evolution.cma.popsize", "8", "--evolution.generations", "4"], "cma"),
+    pytest.param(META_TRAIN + ["--gradient.num-runs", "4", "--gradient.meta-steps", "6"],
+                 "gradient", marks=pytest.mark.slow, id="gradient"),
+    pytest.param(EVOLVE + ["--evolution.cma.popsize", "8", "--evolution.generations", "4"],
+                 "cma", id="cma"),
     # the exploit step copies runs across devices
-    (META_TRAIN + EXPLOIT + ["--gradient.num-runs", "4", "--gradient.meta-steps", "6",
-                             "--validate-every", "3"], "gradient"),
-], ids=["gradient", "cma", "gradient-exploit"])
+    pytest.param(META_TRAIN + EXPLOIT + ["--gradient.num-runs", "4", "--gradient.meta-steps",
+                                         "6", "--validate-every", "3"],
+                 "gradient", marks=pytest.mark.slow, id="gradient-exploit"),
+])
 def test_sharded_run_equals_single_device_run(tmp_path, args, method):
     one = _run(tmp_path, "one", args, method, 1)
     four = _run(tmp_path, "four", args, method, 4)

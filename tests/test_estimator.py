@@ -49,6 +49,7 @@ SKIPPED_CHECKS: dict[str, str] = {
 }
 
 
+@pytest.mark.slow  # 43 s; CI runs it in its slow step (.ci/run)
 def test_passes_sklearn_check_estimator():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SkipTestWarning)

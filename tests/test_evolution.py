@@ -302,6 +302,7 @@ def test_score_population_equals_looped_meta_objective():
     assert es.history[0][3] == WORST and np.all(np.isfinite(es.mean))
 
 
+@pytest.mark.slow  # 42 s; CI runs it in its slow step (.ci/run)
 def test_score_population_chunks_give_the_same_scores():
     x0, unravel = blur.ravel_genome(blur.delta_genome(2))
     rng = np.random.default_rng(1)

@@ -208,6 +208,7 @@ def test_check_compatible():
         check_compatible(blur.backprop_spec((2, 4, 1)), FAMILY)
 
 
+@pytest.mark.slow  # 28 s; CI runs it in its slow step (.ci/run)
 def test_checkpointing_each_step_changes_no_value_or_gradient():
     # remat is on by default (it is faster, too, on CPU); it must only trade memory for
     # recomputation: the same loss, aux and meta-gradient as storing every step.

@@ -16,6 +16,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from helpers import assert_tree_allclose, rich_genome, tree_allclose
 
 import blur
@@ -98,6 +99,7 @@ def _rich_population() -> dict[str, object]:
             **out}
 
 
+@pytest.mark.slow  # 23 s; CI runs it in its slow step (.ci/run)
 def test_species_vmap_equals_loop() -> None:
     p = _rich_population()
     for i in range(S):

@@ -57,6 +57,7 @@ def test_toy_runs_end_to_end_with_both_spreads_and_decision_regions(tmp_path: Pa
 # ------------------------------------------------------------------ cma-vs-gradient (Fig. 7)
 
 
+@pytest.mark.slow  # 34 s; CI runs it in its slow step (.ci/run)
 def test_cma_vs_gradient_runs_both_methods_on_the_same_validation(tmp_path: Path):
     out = tmp_path / "cma"
     table, md = run_cli("cma-vs-gradient", out, "--generations", "3")
@@ -121,6 +122,7 @@ def test_mnist_generalisation_evaluates_the_depth_a_per_layer_genome_fits(
 # ------------------------------------------------------------------ unsupervised (§5)
 
 
+@pytest.mark.slow  # 24 s; CI runs it in its slow step (.ci/run)
 def test_unsupervised_compares_a_genome_with_the_option_off_and_on(tmp_path: Path):
     out = tmp_path / "un"
     table, md = run_cli("unsupervised", out)

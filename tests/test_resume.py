@@ -55,6 +55,7 @@ def test_meta_train_stop_and_resume_is_identical(tmp_path, uninterrupted_meta_tr
     assert_same_run(uninterrupted_meta_train, tmp_path / "run")
 
 
+@pytest.mark.slow  # 26 s; CI runs it in its slow step (.ci/run)
 def test_meta_train_resume_is_identical_with_the_mnist10_objective_and_optimizer(
     tmp_path, uninterrupted_meta_train
 ):
@@ -77,6 +78,7 @@ def test_meta_train_resume_is_identical_with_the_mnist10_objective_and_optimizer
         assert any(a[n].shape == b[n].shape and not np.array_equal(a[n], b[n]) for n in leaves)
 
 
+@pytest.mark.slow  # 30 s; CI runs it in its slow step (.ci/run)
 def test_meta_train_with_the_exploit_step_restarts_runs_and_resumes_identically(tmp_path):
     """With ``exploit_below`` 0 every run but the best restarts from it at each validation
     (logged in the validation record), and a run stopped between validations resumes exactly."""

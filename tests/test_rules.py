@@ -539,6 +539,7 @@ def test_forward_reference_sanity() -> None:
     assert not np.allclose(got[-1], bad[-1], rtol=RTOL, atol=ATOL)
 
 
+@pytest.mark.slow  # 29 s; CI runs it in its slow step (.ci/run)
 def test_asymmetric_hebbian_leaves_unread_input_backward_weights_alone():
     # w_bwd[0] would write the input layer, which is never updated; w_bwd[1] is read.
     spec = blur.NetworkSpec((3, 4, 5, 2), 2)

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 
@@ -111,6 +112,7 @@ def _result(proc: subprocess.Popen, timeout: float = 600) -> dict:
     return json.loads(line[len("RESULT"):])
 
 
+@pytest.mark.slow  # 65 s; CI runs it in its slow step (.ci/run)
 def test_four_devices_equal_one() -> None:
     """meta_step and score_population sharded over 4 CPU devices: outputs sharded over the
     population axis, values equal to one device's; a population of 6 is refused, or padded."""
