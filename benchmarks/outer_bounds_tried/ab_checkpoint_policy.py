@@ -10,7 +10,6 @@ are timed in turn, round after round, in one process:
 from __future__ import annotations
 
 import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -39,12 +38,7 @@ def main(rounds: int = 6) -> None:
         fns[f"C2 meta-gradient T=10, {name}"] = c2
         print(f"{name}: C2 peak {peak / 2**20 if peak else float('nan'):.1f} MiB", flush=True)
     jax.checkpoint = original
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            jax.block_until_ready(fn())
-            times[k].append(time.perf_counter() - t)
+    times = bench.interleave(fns, 0, rounds)  # each was compiled and run above
     for k, v in times.items():
         print(f"{k:<55} {1e3 * statistics.median(v):8.1f} ms")
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -69,12 +68,7 @@ def main(steps: tuple[int, ...] = (10,), rounds: int = 8) -> None:
             fns[name] = fn
             print(f"{name}: XLA temporaries {temp if temp is None else f'{temp:.1f} MiB'}",
                   flush=True)
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(rounds):
-        for k, fn in fns.items():
-            t = time.perf_counter()
-            jax.block_until_ready(fn())
-            times[k].append(time.perf_counter() - t)
+    times = bench.interleave(fns, 0, rounds)  # each was run once above
     for k, v in times.items():
         print(f"{k:<55} {1e3 * statistics.median(v):8.1f} ms  "
               f"[{1e3 * min(v):.1f}-{1e3 * max(v):.1f}]")
