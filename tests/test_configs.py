@@ -145,3 +145,38 @@ def test_explore_scale_is_checked_and_needs_the_exploit_step():
     assert GradientSettings(exploit_below=0.05, explore_scale=0.1).explore_scale == 0.1
     assert GradientSettings().explore_scale is None  # off unless a flag sets it
     assert GradientSettings(explore_scale=0.0).explore_scale == 0.0  # zero noise needs nothing
+
+
+def test_init_spread_is_checked_and_gives_the_runs_different_seeded_starts():
+    import jax
+    import numpy as np
+
+    from blur.experiments.config import GradientSettings, get_preset
+    from blur.experiments.loop import make_trainer
+    from blur.experiments.runs import initial_genome
+
+    with pytest.raises(ValueError, match=r"gradient.init_spread=-0.1 must be >= 0"):
+        GradientSettings(init_spread=-0.1)
+    assert GradientSettings().init_spread is None  # off unless a flag sets it
+    base = get_preset("toy2d")
+    genome = initial_genome(base, base.network.num_layers, jax.random.key(0))
+
+    def starts(spread: float | None, seed: int = 0) -> list[np.ndarray]:
+        config = dataclasses.replace(
+            base, seed=seed, gradient=dataclasses.replace(base.gradient, init_spread=spread))
+        state = make_trainer(config, genome).init()
+        return [np.asarray(x) for x in jax.tree_util.tree_leaves(state.genomes)]
+
+    same = starts(None)
+    for leaf, g in zip(same, jax.tree_util.tree_leaves(genome), strict=True):
+        for r in range(leaf.shape[0]):  # off: every run starts from the genome itself
+            np.testing.assert_array_equal(leaf[r], g)
+    spread = starts(0.1)
+    nu = [x for x in spread if x.ndim >= 3 and x.shape[-1] == x.shape[-2]][0]
+    np.testing.assert_array_equal(nu[0], [x for x in same if x.shape == nu.shape][0][0])  # run 0
+    assert all(not np.array_equal(nu[r], nu[0]) for r in range(1, nu.shape[0]))
+    assert not np.array_equal(nu[1], nu[2])  # each run its own draw
+    again, other_seed = starts(0.1), starts(0.1, seed=1)  # the run's seed decides the noise
+    for a, b in zip(spread, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(spread, other_seed, strict=True))

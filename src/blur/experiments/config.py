@@ -74,6 +74,11 @@ class GradientSettings:
         restarted run's genome moves by Gaussian noise of this size relative to each field's
         root-mean-square (blur.outer.gradient.explore). None: the copies are exact. Needs
         ``exploit_below``.
+      init_spread: every run but the first starts from the initial genome moved by Gaussian
+        noise of this size relative to each field's root-mean-square (the same noise as the
+        explore step, drawn with the key ``fold_in(seed key, 4)``), so that the runs search
+        from different points instead of differing only in their task streams. None: every
+        run starts from the same genome.
     """
 
     meta_steps: int = 1000
@@ -87,6 +92,7 @@ class GradientSettings:
     drop_after: int = 20
     exploit_below: float | None = None
     explore_scale: float | None = None
+    init_spread: float | None = None
 
     def __post_init__(self) -> None:
         if self.drop_after < 1:
@@ -106,6 +112,11 @@ class GradientSettings:
                 f"gradient.explore_scale={self.explore_scale} perturbs the runs that the exploit"
                 " step restarts, but gradient.exploit_below is None (no exploit step): set"
                 " --gradient.exploit-below too"
+            )
+        if self.init_spread is not None and not self.init_spread >= 0.0:
+            raise ValueError(
+                f"gradient.init_spread={self.init_spread} must be >= 0 (noise relative to each"
+                " genome field's size), or None for runs that all start from one genome"
             )
         if not 0.0 <= self.final_lr_fraction <= 1.0:
             raise ValueError(

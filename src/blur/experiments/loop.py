@@ -4,9 +4,10 @@
 from ``config.method`` and the meta-optimiser from :func:`make_trainer`
 (:class:`blur.outer.base.MetaTrainer`). Randomness: meta-step ``s`` gets
 ``fold_in(fold_in(seed key, 1), s)``, validation always ``fold_in(seed key, 2)`` (the same tasks
-at every validation, so scores compare), the initial genome ``fold_in(seed key, 0)``. A killed
-run resumed from its last checkpoint ends with the same genome, metrics and checkpoint as an
-uninterrupted one (on the same machine).
+at every validation, so scores compare), the initial genome ``fold_in(seed key, 0)``, the
+explore step ``fold_in(fold_in(seed key, 3), s)`` and the runs' initial spread
+``fold_in(seed key, 4)``. A killed run resumed from its last checkpoint ends with the same
+genome, metrics and checkpoint as an uninterrupted one (on the same machine).
 
 Several processes (``jax.distributed``, :mod:`blur.outer.sharding`): every process runs this
 loop on whole arrays and computes the same validation; only process 0 writes the run folder
@@ -102,6 +103,8 @@ def make_trainer(config: RunConfig, genome: Genome) -> MetaTrainer[Any]:
             drop_after=gs.drop_after,
             exploit_below=gs.exploit_below,
             explore_scale=gs.explore_scale,
+            init_spread=gs.init_spread,
+            init_key=jax.random.fold_in(jax.random.PRNGKey(config.seed), 4),
             place=_placer(config.devices, strict=True),
         )
     return EvolutionTrainer(

@@ -306,6 +306,10 @@ class GradientTrainer:
         None: off.
       explore_scale: the restarted runs' genomes then move by noise of this size relative to
         each field (:func:`explore`); None: copies are exact.
+      init_spread: runs 1..R-1 start from ``genome`` moved by noise of this size relative to
+        each field (:func:`explore` with ``init_key``); run 0 starts from ``genome`` itself.
+        None: every run starts from ``genome``.
+      init_key: the PRNG key of that noise (needed with ``init_spread``).
       place: applied to the fresh state (e.g. sharding the run axis over devices).
     """
 
@@ -319,11 +323,19 @@ class GradientTrainer:
     drop_after: int | None = None
     exploit_below: float | None = None
     explore_scale: float | None = None
+    init_spread: float | None = None
+    init_key: jax.Array | None = None
     place: Any = None
     method: str = "gradient"
 
     def init(self) -> GradientState:
         genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * self.num_runs), self.genome)
+        if self.init_spread:
+            if self.init_key is None:
+                raise ValueError("GradientTrainer.init_spread needs init_key (the noise's key)")
+            # every run "continues" run 0, so runs 1..R-1 are moved and run 0 is kept
+            source = np.zeros(self.num_runs, np.int64)
+            genomes = explore(genomes, source, self.init_key, self.init_spread)
         return self._keep(init(genomes, self.optimizer))
 
     def _keep(self, state: GradientState) -> GradientState:
