@@ -41,7 +41,7 @@ COMMON = [
     "--preset", "toy2d", "--seed", "3", "--network.neuron-norm", "none",
     "--network.no-per-layer-genome", "--network.feedback", "label",
     "--network.backward-activation", "tanh", "--network.synapse-stabiliser", "oja",
-    "--init-eta-tilde", "--init-scale", "None", "--objective.score-steps",
+    "--init-eta-tilde", "--init-scale", "None", "--init-fwd-norm-shift", "--objective.score-steps",
     "--objective.num-tasks", "2", "--objective.batch-size", "32", "--network.hidden", "8",
     "--tasks.train", "xor", "and", "--tasks.validate", "pie", "--validate-tasks", "2",
     "--evaluation.num-tasks", "2", "--evaluation.report-steps", "2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import pytest
 
 from blur.experiments.config import (
@@ -139,6 +140,35 @@ def test_initial_genome_takes_the_config_rates_scale_and_feedback():
     with pytest.raises(ValueError, match="shared genome"):
         initial_genome(RunConfig(init_eta_tilde=(1.0, 2.0)), 2, key)
 
+
+def test_initial_genome_takes_the_forward_normalisation_shift():
+    """init_fwd_norm_shift: states 0..n-1 of every hidden layer (the output layer and the other
+    states start at 0); more values than states are refused with the field named."""
+    import dataclasses
+
+    from blur.experiments.config import PAPER_NETWORK, RunConfig
+    from blur.experiments.runs import initial_genome
+
+    key = jax.random.PRNGKey(0)
+    network = dataclasses.replace(PAPER_NETWORK, per_layer_genome=True, neuron_norm="both")
+    plain = initial_genome(RunConfig(network=network), 2, key)
+    assert plain.fwd_norm_shift.shape == (2, 2) and not plain.fwd_norm_shift.any()
+    one = initial_genome(RunConfig(network=network, init_fwd_norm_shift=(0.0, 0.5)), 2, key)
+    assert one.fwd_norm_shift.tolist() == [[0.0, 0.5], [0.0, 0.0]]
+    for a, b in zip(jax.tree_util.tree_leaves(plain.replace(fwd_norm_shift=one.fwd_norm_shift)),
+                    jax.tree_util.tree_leaves(one), strict=True):
+        assert jnp.array_equal(a, b)  # nothing else moves
+    deep = dataclasses.replace(network, num_states=3, hidden=(8, 8))  # 3 synapse layers, K=3
+    g = initial_genome(RunConfig(network=deep, init_fwd_norm_shift=(0.0, 0.5)), 3, key)
+    assert g.fwd_norm_shift.tolist() == [[0.0, 0.5, 0.0], [0.0, 0.5, 0.0], [0.0, 0.0, 0.0]]
+    shared = initial_genome(RunConfig(init_fwd_norm_shift=(0.0, 0.5)), 2, key)
+    assert shared.fwd_norm_shift.tolist() == [0.0, 0.5]  # one shift for every layer
+    # without forward normalisation the gene is carried but unread (a preset's value stands)
+    off = dataclasses.replace(network, neuron_norm="none")
+    unread = initial_genome(RunConfig(network=off, init_fwd_norm_shift=(0.0, 0.5)), 2, key)
+    assert unread.fwd_norm_shift.tolist() == [[0.0, 0.5], [0.0, 0.0]]
+    with pytest.raises(ValueError, match=r"init_fwd_norm_shift has 3 values but .* K=2"):
+        initial_genome(RunConfig(network=network, init_fwd_norm_shift=(0.0, 0.5, 1.0)), 2, key)
 
 
 @pytest.mark.realdata

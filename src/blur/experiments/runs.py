@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from blur.experiments.config import RunConfig, config_from_json, config_to_json
 from blur.genome import Genome, init_genome
@@ -87,7 +89,37 @@ def initial_genome(config: RunConfig, num_layers: int, key: jax.Array) -> Genome
         options["eta_tilde"] = rates
     if config.init_scale is not None:
         options["init_scale"] = config.init_scale
-    return init_genome(config.genome_init, key, config.network.num_states, L, **options)
+    genome = init_genome(config.genome_init, key, config.network.num_states, L, **options)
+    return _with_fwd_norm_shift(genome, config)
+
+
+def _with_fwd_norm_shift(genome: Genome, config: RunConfig) -> Genome:
+    """``config.init_fwd_norm_shift`` written into the genome's forward-normalisation shift.
+
+    The values are states 0..n-1 of every hidden layer (n <= K; the other states start at 0,
+    so a preset's value carries over to a network with more states). A per-layer genome's
+    output layer keeps 0; a shared genome has one shift for all layers. Like every genome
+    field, the shift is carried (and meta-trained) whatever the network; it is read only
+    where the forward pass is normalised (``network.neuron_norm``).
+    """
+    values = config.init_fwd_norm_shift
+    if not values:
+        return genome
+    shape = genome.fwd_norm_shift.shape  # [K], or [L, K] per layer
+    K = shape[-1]
+    if len(values) > K:
+        raise ValueError(
+            f"init_fwd_norm_shift has {len(values)} values but the network has K={K} states:"
+            f" give at most {K} (states 0..{K - 1} of the hidden layers)"
+        )
+    row = np.zeros(K, np.float32)
+    row[: len(values)] = values
+    if len(shape) == 2:
+        shift = np.zeros(shape, np.float32)
+        shift[:-1] = row  # every hidden layer; the output layer keeps 0
+    else:
+        shift = row
+    return genome.replace(fwd_norm_shift=jnp.asarray(shift))
 
 
 def progress_bar(total: int, initial: int, desc: str, show: bool = True):  # noqa: ANN201
