@@ -289,9 +289,10 @@ PRESETS: dict[str, tuple[str, RunConfig]] = {
             init_eta_tilde=(6.0, 40.0),
             init_scale=6.0**0.5,
             # meta-training ends in one of two rules, told apart by the sign this shift takes
-            # (hidden layer, state 1): the one that learns cross-like shapes fast (89-90 % at
-            # step 10) has it near +0.8, the other (84-86 %) near -0.2. From 0 the seed picked
-            # the rule; from +0.5 every seed tried found the first (results/toy2d-shift/)
+            # (hidden layer, state 1): the one that learns cross-like shapes fast (87-90 % at
+            # step 10) ends it at +0.6 or more, the other (83-87 %) at +0.03 or less. From 0
+            # the seed picked the rule; from +0.5 every seed tried found the first
+            # (results/toy2d-shift/two-rules.md)
             init_fwd_norm_shift=(0.0, 0.5),
             network=dataclasses.replace(
                 PAPER_NETWORK,
