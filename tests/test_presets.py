@@ -169,6 +169,14 @@ def test_initial_genome_takes_the_forward_normalisation_shift():
     assert unread.fwd_norm_shift.tolist() == [[0.0, 0.5], [0.0, 0.0]]
     with pytest.raises(ValueError, match=r"init_fwd_norm_shift has 3 values but .* K=2"):
         initial_genome(RunConfig(network=network, init_fwd_norm_shift=(0.0, 0.5, 1.0)), 2, key)
+    # the main job starts on the stronger rule's side (results/toy2d-shift/): its preset's
+    # initial genome has the hidden layer's state 1 shifted by +0.5, and nothing else moved
+    toy = get_preset("toy2d")
+    g = initial_genome(toy, toy.network.num_layers, key)
+    assert g.fwd_norm_shift.tolist() == [[0.0, 0.5], [0.0, 0.0]]
+    unshifted = initial_genome(dataclasses.replace(toy, init_fwd_norm_shift=()),
+                               toy.network.num_layers, key)
+    assert not unshifted.fwd_norm_shift.any()
 
 
 @pytest.mark.realdata
