@@ -380,3 +380,78 @@ def test_search_space_searches_only_the_chosen_fields():
     # the default searches everything, as ravel_genome does
     x_all, _ = search_space(g0, CMAConfig())
     np.testing.assert_array_equal(x_all, np.asarray(blur.ravel_genome(g0)[0], np.float64))
+
+
+@pytest.mark.parametrize(("entry", "match"), [
+    ("mu", "must look like FIELD=MULTIPLIER"),
+    ("mu=0", "must look like FIELD=MULTIPLIER"),
+    ("mu=-1", "must look like FIELD=MULTIPLIER"),
+    ("mu=fast", "must look like FIELD=MULTIPLIER"),
+    ("gamma=0.5", "unknown genome field 'gamma'"),
+])
+def test_cma_config_field_stds_validation(entry, match):
+    with pytest.raises(ValueError, match=match):
+        CMAConfig(field_stds=(entry,))
+    with pytest.raises(ValueError, match="names 'mu' twice"):
+        CMAConfig(field_stds=("mu=0.5", "mu=0.2"))
+    with pytest.raises(ValueError, match="not searched"):
+        CMAConfig(search_fields=("nu",), field_stds=("mu=0.5",))
+
+
+def test_field_stds_scale_the_initial_step_of_the_named_fields_only():
+    from blur.genome import RULE_FIELDS, STATE_FIELDS, calibration_delta_genome
+    from blur.outer.evolution import coordinate_stds, search_space
+
+    g0 = calibration_delta_genome(2, 2)
+    cfg = CMAConfig(popsize=4000, sigma0=0.3, seed=3, search_fields=RULE_FIELDS + STATE_FIELDS,
+                    shared_fields=RULE_FIELDS, field_stds=("mu=0.25", "f_tilde=2"))
+    x0, unravel = search_space(g0, cfg)
+    stds = coordinate_stds(unravel, cfg)
+    names = unravel.field_names()
+    assert stds is not None and stds.shape == x0.shape
+    expected = [0.25 if n == "mu" else 2.0 if n == "f_tilde" else 1.0 for n in names]
+    np.testing.assert_array_equal(stds, expected)
+    assert names.count("mu") == 4 and names.count("f_tilde") == 1  # shared: one value each
+    X = CMAES(x0, cfg, stds).ask()
+    np.testing.assert_allclose(X.std(axis=0) / (0.3 * stds), 1.0, atol=0.08)
+    # without the option every value starts at sigma0
+    assert coordinate_stds(unravel, dataclasses.replace(cfg, field_stds=())) is None
+    plain = CMAES(x0, dataclasses.replace(cfg, field_stds=())).ask()
+    np.testing.assert_allclose(plain.std(axis=0) / 0.3, 1.0, atol=0.08)
+
+
+def test_field_stds_naming_a_field_left_out_of_the_search_is_an_error():
+    from blur.experiments.config import get_preset
+    from blur.genome import calibration_delta_genome
+    from blur.outer.evolution import coordinate_stds, search_space
+
+    preset = get_preset("cma-mnist14")
+    family = build_train_family(TaskConfig(train=("xor",)))
+    # one synapse layer: its backward normalisation is never read, so skip_unused freezes
+    # the field in every layer and it leaves the search
+    spec = dataclasses.replace(preset.network, hidden=()).spec_for(family)
+    cfg = dataclasses.replace(preset.evolution.cma, skip_unused=True, shared_fields=(),
+                              search_fields=("nu", "bwd_norm_shift"), field_stds=("nu=0.5",))
+    _, unravel = search_space(calibration_delta_genome(2, 1), cfg, spec)
+    assert "bwd_norm_shift" not in unravel.fields
+    assert coordinate_stds(unravel, cfg) is not None
+    frozen = dataclasses.replace(cfg, field_stds=("bwd_norm_shift=0.5",))
+    with pytest.raises(ValueError, match="which the search does not contain"):
+        coordinate_stds(unravel, frozen)
+
+
+def test_replay_with_field_stds_reproduces_the_state_and_needs_them():
+    x0 = np.zeros(5)
+    cfg = CMAConfig(popsize=6, sigma0=0.4, seed=1)
+    stds = np.array([1.0, 0.5, 0.5, 2.0, 1.0])
+    es = CMAES(x0, cfg, stds)
+    for _ in range(6):
+        X = es.ask()
+        es.tell(X, np.sum((X - 1.0) ** 2, axis=1))
+    back = CMAES.replay(x0, cfg, [h.copy() for h in es.history], stds)
+    np.testing.assert_array_equal(back.mean, es.mean)
+    np.testing.assert_array_equal(back.ask(), es.ask())
+    # replayed without the scaling, the same history gives another state
+    assert not np.allclose(CMAES.replay(x0, cfg, es.history).mean, es.mean)
+    with pytest.raises(ValueError, match="positive multipliers"):
+        CMAES(x0, cfg, np.ones(4))

@@ -441,3 +441,20 @@ def test_calibration_delta_genome_is_the_prototypes_start() -> None:
     assert not np.any(per_layer.mu[:, 2:, :]) and not np.any(per_layer.mu[:, :, 2:])
     with pytest.raises(ValueError, match="num_states >= 2"):
         calibration_delta_genome(1)
+
+
+@pytest.mark.parametrize("L", [None, 2])
+def test_subspace_field_names_say_which_field_each_searched_value_writes(L) -> None:
+
+    g = calibration_delta_genome(2, L)
+    shared = RULE_FIELDS if L is not None else ()
+    _, sub = genome_subspace(g, RULE_FIELDS + STATE_FIELDS, shared_fields=shared)
+    names = sub.field_names()
+    assert len(names) == sub.dim
+    for f in RULE_FIELDS + STATE_FIELDS:
+        # moving exactly the values named f changes field f and nothing else
+        step = jnp.asarray([1.0 if n == f else 0.0 for n in names], jnp.float32)
+        moved = sub(sub.ravel(g) + step)
+        for other in ALL_FIELDS:
+            changed = not np.array_equal(getattr(moved, other), getattr(g, other))
+            assert changed == (other == f), (f, other)

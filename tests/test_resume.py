@@ -162,6 +162,24 @@ def test_evolve_stop_and_resume_is_identical(tmp_path, uninterrupted_evolve,
     assert_same_run(uninterrupted_evolve, tmp_path / "run")
 
 
+def test_evolve_with_field_stds_resumes_identically_and_differs_from_plain(
+    tmp_path, uninterrupted_evolve
+):
+    """Per-field initial step sizes go through config.json and the checkpoint's replay."""
+    args = [*EVOLVE, "--evolution.cma.field-stds", "mu=0.5", "f_tilde=0.5"]
+    whole = tmp_path / "whole"
+    cfg = run_config(args, whole)
+    assert cfg.evolution.cma.field_stds == ("mu=0.5", "f_tilde=0.5")
+    evolve(cfg, evaluate=False)
+    cut = run_config(args, tmp_path / "cut")
+    evolve(cut, stop_after=3, evaluate=False)
+    evolve(cut, resume=True, evaluate=False)
+    assert_same_run(whole, tmp_path / "cut")
+    plain = json.loads((uninterrupted_evolve / "checkpoint.npz.json").read_text())["mean"]
+    scaled = json.loads((whole / "checkpoint.npz.json").read_text())["mean"]
+    assert not np.allclose(plain, scaled)
+
+
 # -------------------------------------------------------------------------- SIGKILL (slow)
 
 

@@ -543,7 +543,7 @@ def evolution_fn(popsize: int) -> tuple[Callable[[], Any], bool, int]:
 
     e = evolution_setup()
     ev = e.config.evolution
-    es = CMAES(e.x0, dataclasses.replace(ev.cma, popsize=max(popsize, 2)))
+    es = CMAES(e.x0, dataclasses.replace(ev.cma, popsize=max(popsize, 2)), e.stds)
     cfg = e.config.objective  # T = 15 training steps, 20 query batches of 128
 
     def generation() -> np.ndarray:

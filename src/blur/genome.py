@@ -430,6 +430,19 @@ class GenomeSubspace:
         )
         return _unravel_fn(self.num_states, self.num_layers)(full)
 
+    def field_names(self) -> tuple[str, ...]:
+        """The genome field of each searched value, [D] names in search order."""
+        positions = _unravel_fn(self.num_states, self.num_layers)(
+            jnp.arange(len(self.base), dtype=jnp.float32)
+        )
+        field_of = np.empty(len(self.base), object)
+        for name in FIELD_NAMES:
+            field_of[np.asarray(getattr(positions, name)).astype(np.int64).ravel()] = name
+        names: list[str] = [""] * self.dim
+        for t, src in zip(self.targets, self.sources, strict=True):
+            names[src] = str(field_of[t])
+        return tuple(names)
+
     def ravel(self, genome: Genome) -> jax.Array:
         """The searched values [D] of ``genome`` (layer 0's for a shared field)."""
         full = ravel_pytree(genome)[0]

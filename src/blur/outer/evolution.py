@@ -62,6 +62,10 @@ class CMAConfig:
         (:func:`blur.rules.unused_genome_fields`: e.g. the first layer's backward
         normalisation in a per-layer genome); they keep the initial genome's values. Off by
         default so that runs checkpointed before it resume with the same dimension.
+      field_stds: ``"FIELD=MULTIPLIER"`` entries: the initial step size of every searched
+        value of FIELD is ``sigma0 * MULTIPLIER`` (pycma's ``CMA_stds``, a fixed coordinate
+        scaling); unnamed fields keep ``sigma0``. For fields where the start genome is
+        fragile, e.g. ``("mu=0.5",)``.
     """
 
     popsize: int = 80
@@ -75,6 +79,7 @@ class CMAConfig:
     fresh_init: bool = False
     chunk_size: int | None = None
     skip_unused: bool = False
+    field_stds: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.popsize < 2:
@@ -104,6 +109,38 @@ class CMAConfig:
             )
         if self.chunk_size is not None and self.chunk_size < 1:
             raise ValueError(f"CMAConfig.chunk_size={self.chunk_size} must be >= 1 (or None)")
+        object.__setattr__(self, "field_stds", tuple(self.field_stds))
+        scaled = self.stds_by_field()
+        if self.search_fields is not None and set(scaled) - set(self.search_fields):
+            raise ValueError(
+                f"CMAConfig.field_stds names {sorted(set(scaled) - set(self.search_fields))}, "
+                "which are not searched; add them to search_fields or drop them"
+            )
+
+    def stds_by_field(self) -> dict[str, float]:
+        """``field_stds`` as {field: multiplier}; ``ValueError`` names a malformed entry."""
+        out: dict[str, float] = {}
+        for entry in self.field_stds:
+            name, eq, value = str(entry).partition("=")
+            name = name.strip()
+            try:
+                multiplier = float(value) if eq else math.nan
+            except ValueError:
+                multiplier = math.nan
+            if not multiplier > 0 or not math.isfinite(multiplier):
+                raise ValueError(
+                    f"CMAConfig.field_stds entry {entry!r} must look like FIELD=MULTIPLIER "
+                    "with a positive number, e.g. 'mu=0.5'"
+                )
+            if name not in FIELD_NAMES:
+                raise ValueError(
+                    f"CMAConfig.field_stds entry {entry!r} names unknown genome field "
+                    f"{name!r}; choose from {list(FIELD_NAMES)}"
+                )
+            if name in out:
+                raise ValueError(f"CMAConfig.field_stds names {name!r} twice")
+            out[name] = multiplier
+        return out
 
 
 def search_space(
@@ -131,6 +168,25 @@ def search_space(
     return np.asarray(x0, np.float64), subspace
 
 
+def coordinate_stds(subspace: GenomeSubspace, config: CMAConfig) -> np.ndarray | None:
+    """Per-value multipliers of ``sigma0`` [D] from ``config.field_stds`` (None: all 1).
+
+    A named field that is not in the searched space (e.g. frozen by ``skip_unused``) is an
+    error, so that a typo cannot silently leave the step sizes unchanged.
+    """
+    by_field = config.stds_by_field()
+    if not by_field:
+        return None
+    missing = sorted(set(by_field) - set(subspace.fields))
+    if missing:
+        raise ValueError(
+            f"CMAConfig.field_stds names {missing}, which the search does not contain "
+            f"(searched: {list(subspace.fields)})"
+        )
+    names = subspace.field_names()
+    return np.asarray([by_field.get(n, 1.0) for n in names], np.float64)
+
+
 class CMAES:
     """Ask/tell CMA-ES over a flat float vector, minimising (pycma), with IPOP/BIPOP restarts.
 
@@ -140,10 +196,20 @@ class CMAES:
       >>> es.tell(X, np.sum(X**2, axis=1))   # values to MINIMISE
     """
 
-    def __init__(self, x0: np.ndarray, config: CMAConfig) -> None:
+    def __init__(
+        self, x0: np.ndarray, config: CMAConfig, stds: np.ndarray | None = None
+    ) -> None:
         self.config = config
         self.x0 = np.asarray(x0, np.float64).copy()
         self.dim = self.x0.size
+        if stds is not None:
+            stds = np.asarray(stds, np.float64)
+            if stds.shape != self.x0.shape or not np.all(stds > 0):
+                raise ValueError(
+                    f"CMAES stds must be {self.x0.shape} positive multipliers, got shape "
+                    f"{stds.shape}"
+                )
+        self.stds = stds
         self.restart_count = 0
         self.generation = 0
         self.history: list[np.ndarray] = []
@@ -170,6 +236,8 @@ class CMAES:
             "tolfun": 1e-12,
             "tolfunhist": 1e-14,
         }
+        if self.stds is not None:
+            opts["CMA_stds"] = self.stds.tolist()
         self.popsize = popsize
         return cma.CMAEvolutionStrategy(x0.tolist(), sigma, opts)
 
@@ -231,9 +299,12 @@ class CMAES:
             self._es = self._new_es(self._large_popsize, cfg.sigma0, self.x0)
 
     @classmethod
-    def replay(cls, x0: np.ndarray, config: CMAConfig, history: list[np.ndarray]) -> CMAES:
+    def replay(
+        cls, x0: np.ndarray, config: CMAConfig, history: list[np.ndarray],
+        stds: np.ndarray | None = None,
+    ) -> CMAES:
         """Rebuild the exact state after ``len(history)`` generations (for resuming)."""
-        es = cls(x0, config)
+        es = cls(x0, config, stds)
         for values in history:
             X = es.ask()
             if len(values) != len(X):
@@ -342,9 +413,10 @@ class EvolutionTrainer:
     def __post_init__(self) -> None:
         # cma.search_fields / shared_fields choose what is searched; the rest stays at genome
         self.x0, self.unravel = search_space(self.genome, self.cma, self.spec)
+        self.stds = coordinate_stds(self.unravel, self.cma)
 
     def init(self) -> CMAES:
-        return CMAES(self.x0, self.cma)
+        return CMAES(self.x0, self.cma, self.stds)
 
     def step(self, state: CMAES, step: int, key: jax.Array) -> tuple[CMAES, Any]:
         from blur.outer.base import StepReport
@@ -397,7 +469,7 @@ class EvolutionTrainer:
         return [np.zeros((p,), np.float64) for p in meta["popsizes"]]
 
     def from_checkpoint(self, tree: Any, meta: dict[str, Any]) -> CMAES:
-        es = CMAES.replay(self.x0, self.cma, [np.asarray(h) for h in tree])
+        es = CMAES.replay(self.x0, self.cma, [np.asarray(h) for h in tree], self.stds)
         if not np.allclose(es.mean, np.asarray(meta["mean"]), rtol=0, atol=1e-9):
             raise ValueError(
                 "replaying the checkpoint's fitness history did not reproduce the saved CMA-ES "
