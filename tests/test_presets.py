@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 
 from blur.experiments.config import (
@@ -198,3 +201,23 @@ def test_cma_skip_unused_reaches_the_trainer(require_dataset):
     cma = dataclasses.replace(config.evolution.cma, skip_unused=True)
     skip = dataclasses.replace(config, evolution=dataclasses.replace(config.evolution, cma=cma))
     assert make_trainer(skip, genome).x0.shape == (32,)  # 20 shared + 3 norm sets x 2 x 2
+
+
+def test_cma_preset_starts_mu_f_tilde_and_eta_tilde_with_smaller_steps():
+    """cma-mnist14's first CMA-ES step is sigma0 x (0.33, 0.33, 0.67) on mu, f_tilde and
+    eta_tilde (the values its start is fragile in) and sigma0 on the other 32 searched values;
+    the setting reaches the sampled population."""
+    from blur.genome import calibration_delta_genome
+    from blur.outer.evolution import CMAES, coordinate_stds, search_space
+
+    cma = get_preset("cma-mnist14").evolution.cma
+    assert cma.stds_by_field() == {"mu": 0.33, "f_tilde": 0.33, "eta_tilde": 0.67}
+    x0, subspace = search_space(calibration_delta_genome(2, 2), cma)
+    stds = coordinate_stds(subspace, cma)
+    names = subspace.field_names()
+    assert stds is not None and len(names) == 36
+    small = {"mu": 0.33, "f_tilde": 0.33, "eta_tilde": 0.67}
+    assert stds.tolist() == [small.get(n, 1.0) for n in names]
+    assert sum(s < 1 for s in stds) == 6  # mu (4 shared values), f_tilde, eta_tilde
+    X = CMAES(x0, dataclasses.replace(cma, popsize=3000), stds).ask()
+    np.testing.assert_allclose(X.std(axis=0) / (cma.sigma0 * stds), 1.0, atol=0.08)
