@@ -238,7 +238,7 @@ def evolution_workloads(chunks: list[int | None]) -> list[Workload]:
     e = bench.evolution_setup()
     family, spec, unravel, key = e.family, e.spec, e.unravel, e.key
     cma, obj = e.config.evolution.cma, e.config.objective
-    X = jnp.asarray(CMAES(e.x0, cma).ask(), jnp.float32)
+    X = jnp.asarray(CMAES(e.x0, cma, e.stds).ask(), jnp.float32)
     P = X.shape[0]
     flops = P * obj.num_tasks * obj.num_replicas * episode_flops(spec, obj, obj.num_steps)
     out = []

@@ -12,11 +12,22 @@ from blur import bench
 from blur.experiments.config import get_preset
 
 
-@pytest.mark.slow  # 43 s; CI runs it in its slow step (.ci/run)
-def test_mnist10_and_evolution_sections_build_and_run():
+@pytest.mark.slow  # 30 s; CI runs it in its slow step (.ci/run)
+def test_mnist10_section_builds_and_runs():
     fn, _ = bench.mnist10_fn(2)  # one meta-step of the mnist10 preset at T = 2
     _, metrics = jax.block_until_ready(fn())
     assert np.asarray(metrics.loss).shape == (get_preset("mnist10").gradient.num_runs,)
+
+
+def test_evolution_section_builds_and_runs_with_the_presets_search_settings():
+    """A regression too: the bench built its CMA-ES without the preset's per-field first steps
+    (``field_stds``) and then crashed on the setup that lacked them."""
+    from blur.outer.evolution import coordinate_stds
+
+    setup = bench.evolution_setup()
+    cma = get_preset("cma-mnist14").evolution.cma
+    assert setup.stds is not None
+    np.testing.assert_array_equal(setup.stds, coordinate_stds(setup.unravel, cma))
     generation, _, T = bench.evolution_fn(4)  # one cma-mnist14 generation of 4 candidates
     fitness = generation()
     assert fitness.shape == (4,) and T == get_preset("cma-mnist14").objective.num_steps == 15

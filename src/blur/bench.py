@@ -519,13 +519,14 @@ class EvolutionSetup:
     unravel: Any
     key: jax.Array
     synthetic: bool
+    stds: np.ndarray | None = None  # the preset's per-value first-step multipliers
 
 
 def evolution_setup() -> EvolutionSetup:
     """The cma-mnist14 preset's task family, network and searched subspace."""
     from blur.experiments.config import get_preset
     from blur.experiments.runs import initial_genome
-    from blur.outer.evolution import search_space
+    from blur.outer.evolution import coordinate_stds, search_space
 
     config = get_preset("cma-mnist14")
     family, synthetic = _family_or_synthetic(config.tasks.train)
@@ -533,7 +534,8 @@ def evolution_setup() -> EvolutionSetup:
     genome0 = initial_genome(config, spec.num_layers, jax.random.PRNGKey(0))
     x0, unravel = search_space(genome0, config.evolution.cma, spec)
     return EvolutionSetup(config, family, spec, np.asarray(x0, np.float64), unravel,
-                          jax.random.PRNGKey(1), synthetic)
+                          jax.random.PRNGKey(1), synthetic,
+                          coordinate_stds(unravel, config.evolution.cma))
 
 
 def evolution_fn(popsize: int) -> tuple[Callable[[], Any], bool, int]:
