@@ -519,23 +519,24 @@ class EvolutionSetup:
     unravel: Any
     key: jax.Array
     synthetic: bool
-    stds: np.ndarray | None = None  # the preset's per-value first-step multipliers
+    stds: np.ndarray | None  # the preset's per-value first-step multipliers (None: all 1)
 
 
 def evolution_setup() -> EvolutionSetup:
-    """The cma-mnist14 preset's task family, network and searched subspace."""
+    """The cma-mnist14 preset's task family, network and searched subspace, taken from the
+    :class:`~blur.outer.evolution.EvolutionTrainer` that ``blur evolve`` builds."""
     from blur.experiments.config import get_preset
     from blur.experiments.runs import initial_genome
-    from blur.outer.evolution import coordinate_stds, search_space
+    from blur.outer.evolution import EvolutionTrainer
 
     config = get_preset("cma-mnist14")
     family, synthetic = _family_or_synthetic(config.tasks.train)
     spec = config.network.spec_for(family)
     genome0 = initial_genome(config, spec.num_layers, jax.random.PRNGKey(0))
-    x0, unravel = search_space(genome0, config.evolution.cma, spec)
-    return EvolutionSetup(config, family, spec, np.asarray(x0, np.float64), unravel,
-                          jax.random.PRNGKey(1), synthetic,
-                          coordinate_stds(unravel, config.evolution.cma))
+    trainer = EvolutionTrainer(genome=genome0, spec=spec, family=family,
+                               objective=config.objective, cma=config.evolution.cma)
+    return EvolutionSetup(config, family, spec, trainer.x0, trainer.unravel,
+                          jax.random.PRNGKey(1), synthetic, trainer.stds)
 
 
 def evolution_fn(popsize: int) -> tuple[Callable[[], Any], bool, int]:
