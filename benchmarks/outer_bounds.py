@@ -117,8 +117,11 @@ def classify(text: str) -> dict[str, str]:
     return out
 
 
-def profile_classes(fn: Callable[[], Any], hlo_text: str, calls: int = 2) -> dict[str, Any]:
-    """Thunk time per class over ``calls`` profiled calls of ``fn`` (already compiled)."""
+def profile_classes(
+    fn: Callable[[], Any], hlo_text: str, calls: int = 2, top: int = 8
+) -> dict[str, Any]:
+    """Thunk time per class over ``calls`` profiled calls of ``fn`` (already compiled), and the
+    ``top`` largest thunks (name, class, ms per call)."""
     classes = classify(hlo_text)
     logdir = tempfile.mkdtemp(prefix="blur-prof-")
     try:
@@ -145,7 +148,9 @@ def profile_classes(fn: Callable[[], Any], hlo_text: str, calls: int = 2) -> dic
     return {
         "thunk_ms_per_call": total / 1e3 / calls,
         "fraction": {c: per_class[c] / total if total else 0.0 for c in CLASSES},
-        "top_ops": [(name, classes[name], us / 1e3 / calls) for name, us in per_op.most_common(8)],
+        "top_ops": [
+            (name, classes[name], us / 1e3 / calls) for name, us in per_op.most_common(top)
+        ],
     }
 
 
