@@ -82,6 +82,8 @@ def instructions(hlo: str) -> dict[str, tuple[str, str, str]]:
 
 
 def phase(op_name: str) -> str:
+    """The meta-step phase a JAX op_name belongs to (recomputation is checked first: its ops
+    sit inside the reverse pass's transposed computation too)."""
     if "rematted_computation" in op_name:
         return "recompute (jax.checkpoint)"
     if "transpose(jvp" in op_name:
