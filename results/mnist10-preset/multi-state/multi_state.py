@@ -1,7 +1,7 @@
 """Can the mnist10 preset use multi-state synapses? Cost and starting point (issue 10).
 
 Multi-state synapses (``network.single_state_synapses=false``) give each synapse K channels,
-where a rule could keep a momentum-like trace. For the preset with single- and multi-state
+more memory across steps than the preset's one. For the preset with single- and multi-state
 synapses this prints the median time of one ``gradient.meta_step`` at T = 10 (5 calls after
 one warm-up; the preset's runs, tasks and optimiser, as ``blur bench`` builds them) and what
 the preset's starting genome reaches on 5 Fashion-MNIST tasks at 28x28 (2,000 test queries
