@@ -19,6 +19,22 @@ def test_mnist10_section_builds_and_runs():
     assert np.asarray(metrics.loss).shape == (get_preset("mnist10").gradient.num_runs,)
 
 
+def test_mnist10_setup_takes_a_variant_of_the_preset():
+    """``mnist10_setup(T, config)`` builds the runs of the given variant, not of the preset."""
+    import dataclasses
+
+    preset = get_preset("mnist10")
+    assert preset.network.single_state_synapses
+    variant = dataclasses.replace(
+        preset,
+        network=dataclasses.replace(preset.network, single_state_synapses=False),
+        gradient=dataclasses.replace(preset.gradient, num_runs=2),
+    )
+    m = bench.mnist10_setup(3, variant)
+    assert not m.spec.single_state_synapses and m.num_runs == 2 and m.cfg.num_steps == 3
+    assert bench.mnist10_setup(3).spec.single_state_synapses
+
+
 def test_evolution_section_builds_and_runs_with_the_presets_search_settings():
     """A regression too: the bench built its CMA-ES without the preset's per-field first steps
     (``field_stds``) and then crashed on the setup that lacked them."""

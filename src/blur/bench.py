@@ -449,13 +449,14 @@ class Mnist10Setup:
     synthetic: bool
 
 
-def mnist10_setup(T: int) -> Mnist10Setup:
-    """The mnist10 preset's runs, optimiser and tasks as the trainer builds them, at T."""
+def mnist10_setup(T: int, config: Any = None) -> Mnist10Setup:
+    """The mnist10 preset's runs, optimiser and tasks as the trainer builds them, at T
+    (``config``: a variant of the preset's ``RunConfig`` instead of the preset itself)."""
     from blur.experiments.config import get_preset
     from blur.experiments.runs import initial_genome
     from blur.outer import gradient
 
-    config = get_preset("mnist10")
+    config = get_preset("mnist10") if config is None else config
     family, synthetic = _family_or_synthetic(config.tasks.train)
     spec = config.network.spec_for(family)
     gs = config.gradient

@@ -3,9 +3,9 @@
 Multi-state synapses (``network.single_state_synapses=false``) give each synapse K channels,
 more memory across steps than the preset's one. For the preset with single- and multi-state
 synapses this prints the median time of one ``gradient.meta_step`` at T = 10 (5 calls after
-one warm-up; the preset's runs, tasks and optimiser, as ``blur bench`` builds them) and what
-the preset's starting genome reaches on 5 Fashion-MNIST tasks at 28x28 (2,000 test queries
-each) after 10 and 25 steps:
+one warm-up; the preset's runs, tasks and optimiser, built by ``blur.bench.mnist10_setup``)
+and what the preset's starting genome reaches on 5 Fashion-MNIST tasks at 28x28 (2,000 test
+queries each) after 10 and 25 steps:
 
     PYTHONPATH=src .venv/bin/python results/mnist10-preset/multi-state/multi_state.py
 """
@@ -16,34 +16,27 @@ import time
 from functools import partial
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from blur import bench
 from blur.experiments.config import build_family, get_preset
 from blur.experiments.evaluation import genome_curves, sample_tasks
-from blur.experiments.runs import initial_genome
 from blur.outer import gradient
-from blur.tasks import Mixture
 
 for single in (True, False):
     config = get_preset("mnist10")
     network = dataclasses.replace(config.network, single_state_synapses=single)
     config = dataclasses.replace(config, network=network)
-    family = Mixture(tuple(build_family(t) for t in config.tasks.train))
-    spec = config.network.spec_for(family)
-    gs = config.gradient
-    g0 = initial_genome(config, spec.num_layers, jax.random.PRNGKey(0))
-    genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * gs.num_runs), g0)
-    opt = gradient.make_optimizer(gs.learning_rate, gs.clip_norm, gs.scale_by_parameter)
-    state = gradient.init(genomes, opt)
-    cfg = dataclasses.replace(config.objective, num_steps=10)
-    step = partial(gradient.meta_step, spec=spec, family=family, cfg=cfg, optimizer=opt)
-    jax.block_until_ready(step(state, jax.random.PRNGKey(1)))
+    m = bench.mnist10_setup(10, config)
+    step = partial(gradient.meta_step, spec=m.spec, family=m.family, cfg=m.cfg,
+                   optimizer=m.optimizer)
+    jax.block_until_ready(step(m.state, m.key))
     times = []
     for i in range(5):
         t0 = time.perf_counter()
-        jax.block_until_ready(step(state, jax.random.PRNGKey(i)))
+        jax.block_until_ready(step(m.state, jax.random.PRNGKey(i)))
         times.append(time.perf_counter() - t0)
+    g0 = jax.tree_util.tree_map(lambda x: x[0], m.genomes)
     fashion = build_family("fashion_mnist?query_split=test")
     tasks = sample_tasks(fashion, jax.random.PRNGKey(11), 5, 25, 128, 2000)
     keys = jax.random.split(jax.random.PRNGKey(12), 5)
