@@ -25,13 +25,14 @@ import os
 import re
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import outer_bounds  # noqa: E402
+
+from blur import bench  # noqa: E402
 
 _DEF = re.compile(r"^\s*(?:ROOT )?%?([\w.\-]+) = (\S+?)\{?[\d,]*\}? (fusion|[a-z][\w\-]*)\((.*)$")
 
@@ -53,7 +54,7 @@ def instructions(hlo: str) -> dict[str, tuple[str, str, str]]:
     )
     comp = ""
     for line in hlo.splitlines():
-        head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) \(.*\{\s*$", line)
+        head = outer_bounds._COMP.match(line)
         if head:
             comp = head.group(1)
             continue
@@ -65,7 +66,7 @@ def instructions(hlo: str) -> dict[str, tuple[str, str, str]]:
         ph = phase(op.group(1)) if op else ""
         out[name] = (shape, rest.split(")", 1)[0], ph)
         where[name] = comp
-        called = re.search(r"calls=%?([\w.\-]+)", rest)
+        called = re.search(r"calls=%?([\w.\-]+)", rest)  # fusions only, not to_apply
         if called:
             calls[name] = called.group(1)
         if ph:
@@ -101,12 +102,7 @@ def main() -> None:
     w = outer_bounds.mnist10_workloads(a.steps)[0]
     hlo = w.compiled.as_text()
     info = instructions(hlo)
-    jax.block_until_ready(w.fn())
-    times = []
-    for _ in range(a.calls):
-        t0 = time.perf_counter()
-        jax.block_until_ready(w.fn())
-        times.append(time.perf_counter() - t0)
+    times = bench.interleave({"meta-step": w.fn}, 1, a.calls)["meta-step"]
     prof = outer_bounds.profile_classes(w.fn, hlo, calls=2, top=10_000)
     total = prof["thunk_ms_per_call"]
     print(f"{w.name}, T={a.steps}: {w.what}")
