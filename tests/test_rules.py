@@ -294,6 +294,27 @@ def test_neuron_norm_modes(norm: str) -> None:
     assert np.allclose(fwd[-1], fwd_none[-1]) == (not fwd_on)
 
 
+def test_norm_output_false_leaves_only_the_logits_unnormalised() -> None:
+    """``norm_output=False``: the hidden layers are normalised as before; the output layer is
+    not: its logits are the pre-activations that normalisation would have mapped to the
+    genome's shift and scale (linear activations, so the layer's output is its z)."""
+    spec = blur.NetworkSpec(SIZES, K, forward_activation="linear",
+                            backward_activation="linear", last_activation="linear",
+                            neuron_norm="forward")
+    genome, state = _setup(spec)
+    genome = genome.replace(fwd_norm_scale=jnp.full_like(genome.fwd_norm_scale, 1.7))
+    x = _batch(3).x
+    normed = blur.forward(genome, spec, state, x)
+    free = blur.forward(genome, spec.replace(norm_output=False), state, x)
+    for a, b in zip(normed[:-1], free[:-1], strict=True):  # input and hidden layers
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(np.asarray(normed[-1], np.float64).std(axis=(0, 1)), 1.7,
+                               rtol=1e-3)
+    again = rules.normalize(free[-1], genome.fwd_norm_shift, genome.fwd_norm_scale)
+    np.testing.assert_allclose(again, normed[-1], rtol=1e-4, atol=1e-5)
+    assert not np.allclose(np.asarray(free[-1], np.float64).std(axis=(0, 1)), 1.7, rtol=0.05)
+
+
 # ---------------------------------------------------------------------- synapse stabilisers
 
 

@@ -34,6 +34,12 @@ SPECS = {
         synapse_stabiliser=("saturate",),
     ),
     "per-layer, no hidden layer": dict(sizes=(6, 3), neuron_norm="backward", per_layer_genome=True),
+    "per-layer, norm both, output unnormalised": dict(
+        sizes=(6, 7, 5, 3), neuron_norm="both", per_layer_genome=True, norm_output=False
+    ),
+    "shared, norm forward, output unnormalised": dict(
+        sizes=(6, 7, 3), neuron_norm="forward", norm_output=False
+    ),
 }
 
 

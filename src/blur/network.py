@@ -72,6 +72,13 @@ class NetworkSpec:
         forward pass, from the forward neurons alone, before the label is written (the
         paper's §5 future work, "weight updates on the forward pass"); the backward pass and
         the usual supervised update then start from those synapses. Off by default.
+      norm_output: where the forward pass is normalised (``neuron_norm`` ``forward`` or
+        ``both``), whether the output layer is too (the reference's choice, the default).
+        False leaves the logits unnormalised, as on an MLP: they can grow as the network
+        becomes confident, so the softmax-error feedback shrinks as it learns. With them
+        normalised, their spread is the genome's output scale at every step, and a rule
+        meta-trained to T = 20 fell back from step 25 on (issue 10,
+        ``results/mnist10-preset/neuron-norm/``).
     """
 
     layer_sizes: tuple[int, ...]
@@ -92,6 +99,7 @@ class NetworkSpec:
     per_layer_genome: bool = False
     synapse_keep_max: float | None = None
     unsupervised_update: bool = False
+    norm_output: bool = True
 
     def __post_init__(self) -> None:
         sizes = tuple(self.layer_sizes)

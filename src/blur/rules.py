@@ -52,7 +52,8 @@ def unused_genome_fields(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
 
     * the backward pass (eq. 6) rewrites hidden layers L-1..1 with layer l's genome, so layer
       0's backward values (``mu``, ``bwd_norm_*``) are never read: the input layer is fixed;
-    * normalisation values of a pass that ``spec.neuron_norm`` leaves unnormalised;
+    * normalisation values of a pass that ``spec.neuron_norm`` leaves unnormalised, and the
+      output layer's forward ones under ``spec.norm_output=False``;
     * ``oja`` without the ``oja`` stabiliser, ``alpha`` without ``saturate``.
 
     A shared genome reads a field as soon as one layer does: a field is unused by it only
@@ -65,6 +66,8 @@ def unused_genome_fields(spec: NetworkSpec) -> dict[str, tuple[int, ...]]:
     unused["bwd_norm_shift"] = unused["bwd_norm_scale"] = backward
     if spec.neuron_norm not in ("forward", "both"):
         unused["fwd_norm_shift"] = unused["fwd_norm_scale"] = every
+    elif not spec.norm_output:  # the output layer's forward pass is not normalised
+        unused["fwd_norm_shift"] = unused["fwd_norm_scale"] = (spec.num_layers - 1,)
     if "oja" not in spec.synapse_stabiliser:
         unused["oja"] = every
     if "saturate" not in spec.synapse_stabiliser:
@@ -214,9 +217,9 @@ def cf_forward(
             if prev.shape[1] != B:
                 prev = jnp.zeros((prev.shape[0], B, prev.shape[2]), prev.dtype)
             z = g.f * prev + g.eta * u
-        if spec.neuron_norm in ("forward", "both"):
-            z = normalize(z, g.fwd_norm_shift, g.fwd_norm_scale, state_axis=0)
         last = l == spec.num_layers - 1
+        if spec.neuron_norm in ("forward", "both") and (spec.norm_output or not last):
+            z = normalize(z, g.fwd_norm_shift, g.fwd_norm_scale, state_axis=0)
         layers.append(_act(spec.last_activation if last else spec.forward_activation, z))
     return tuple(layers)
 
