@@ -75,10 +75,9 @@ class NetworkSpec:
       norm_output: where the forward pass is normalised (``neuron_norm`` ``forward`` or
         ``both``), whether the output layer is too (the reference's choice, the default).
         False leaves the logits unnormalised, as on an MLP: they can grow as the network
-        becomes confident, so the softmax-error feedback shrinks as it learns. With them
-        normalised, their spread is the genome's output scale at every step, and a rule
-        meta-trained to T = 20 fell back from step 25 on (issue 10,
-        ``results/mnist10-preset/neuron-norm/``).
+        becomes confident. Tried on mnist10 against the fall-back past the meta-training
+        horizon of a rule with normalised logits, and worse there: near chance by step 50
+        (issue 10, ``results/mnist10-preset/README.md``).
     """
 
     layer_sizes: tuple[int, ...]
