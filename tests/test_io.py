@@ -480,6 +480,21 @@ def test_genome_file_v2_carries_network_and_method(tmp_path):
     assert data["schema_version"] == 2 and data["network"]["hidden"] == [7, 5]
 
 
+def test_genome_file_network_fields_added_later_take_their_defaults(tmp_path):
+    """``norm_output`` (added after files such as the shipped ``mnist-k4`` were written):
+    False round-trips, and a file without the key loads with the default, True."""
+    from blur.io.genome_file import load_genome_file
+    from blur.network import NetworkConfig
+
+    network = NetworkConfig(hidden=(7,), neuron_norm="both", norm_output=False)
+    save_genome(blur.delta_genome(2), tmp_path / "g.json", network=network)
+    assert load_genome_file(tmp_path / "g.json").network.norm_output is False
+    data = json.loads((tmp_path / "g.json").read_text())
+    del data["network"]["norm_output"]
+    (tmp_path / "old.json").write_text(json.dumps(data))
+    assert load_genome_file(tmp_path / "old.json").network.norm_output is True
+
+
 def test_genome_file_v1_still_loads_without_a_network(tmp_path):
     from blur.io.genome_file import load_genome_file
 
