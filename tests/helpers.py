@@ -149,9 +149,9 @@ def ref_forward(
         z = g["eta"] * u
         if not spec.reset_neurons:
             z = z + g["f"] * np.asarray(prev[l + 1], np.float64)
-        if spec.neuron_norm in ("forward", "both"):
-            z = ref_normalize(z, g["fwd_norm_shift"], g["fwd_norm_scale"])
         last = l == spec.num_layers - 1
+        if spec.neuron_norm in ("forward", "both") and (spec.norm_output or not last):
+            z = ref_normalize(z, g["fwd_norm_shift"], g["fwd_norm_scale"])
         layers.append(ref_activation(spec.last_activation if last else spec.forward_activation, z))
     return layers
 

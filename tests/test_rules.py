@@ -94,6 +94,8 @@ SPEC_CASES: dict[str, dict[str, Any]] = {
         "hebbian_reduce": "mean",
     },
     "keep_max": {"synapse_keep_max": 0.5},
+    "norm_both_output_free": {"neuron_norm": "both", "norm_output": False,
+                              "per_layer_genome": True},
     "unsupervised": {"unsupervised_update": True},
     "unsupervised_asymmetric_oja": {"unsupervised_update": True, "synapse_stabiliser": ("oja",),
                                     "feedback": "softmax_error", "last_activation": "linear"},
