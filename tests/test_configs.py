@@ -180,3 +180,32 @@ def test_init_spread_is_checked_and_gives_the_runs_different_seeded_starts():
     for a, b in zip(spread, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(spread, other_seed, strict=True))
+
+
+def test_frozen_fields_are_checked_and_reach_the_trainer():
+    """gradient.frozen: a bad entry names itself; a layer the genome lacks fails in
+    make_trainer (before compiling); a good one zeroes that field's update."""
+    import jax
+    import numpy as np
+
+    from blur.experiments.loop import make_trainer
+    from blur.experiments.runs import initial_genome
+
+    with pytest.raises(ValueError, match=r"'oja_' is not a genome field"):
+        GradientSettings(frozen=("oja_",))
+    base = get_preset("toy2d")  # a per-layer genome with 2 synapse layers
+    genome = initial_genome(base, base.network.num_layers, jax.random.key(0))
+
+    def trainer(*frozen: str):
+        config = dataclasses.replace(
+            base, gradient=dataclasses.replace(base.gradient, frozen=frozen))
+        return make_trainer(config, genome)
+
+    with pytest.raises(ValueError, match=r"fwd_norm_scale@2: the genome has 2 synapse layers"):
+        trainer("fwd_norm_scale@2")
+    opt = trainer("fwd_norm_scale@-1").optimizer
+    grads = jax.tree_util.tree_map(np.ones_like, genome)
+    updates, _ = opt.update(grads, opt.init(genome), genome)
+    scale = np.asarray(updates.fwd_norm_scale)
+    assert np.all(scale[-1] == 0.0) and np.all(scale[:-1] != 0.0)
+    assert np.all(np.asarray(updates.nu) != 0.0)

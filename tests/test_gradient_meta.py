@@ -6,12 +6,14 @@ test_divergence.py, so the jitted ``meta_step`` is compiled once for both).
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from run_helpers import CFG, FAMILY, OPT, SPEC
+from run_helpers import CFG, FAMILY, LR, OPT, SPEC
 
 import blur
 from blur.outer import gradient
@@ -298,3 +300,68 @@ def test_explore_moves_only_the_restarted_runs_by_relative_noise():
     big = jax.tree_util.tree_map(lambda x: jnp.ones((4, 64, 64), x.dtype), genomes.nu)
     moved = gradient.explore(big, source, key, scale=0.1)
     assert 0.09 < float(jnp.std(moved[2] - big[2])) < 0.11
+
+
+# ----------------------------------------------------------------------- frozen fields
+
+
+def test_parse_frozen_reads_fields_and_layers():
+    assert gradient.parse_frozen(()) == ()
+    assert gradient.parse_frozen(("eta_tilde", "fwd_norm_scale@-1", "nu@0", "nu@1")) == (
+        ("nu", (0, 1)), ("fwd_norm_scale", (-1,)), ("eta_tilde", None),
+    )  # genome field order; one field's layers joined
+    assert gradient.parse_frozen(("nu@0", "nu")) == (("nu", None),)  # the whole field wins
+
+
+@pytest.mark.parametrize("entry, message", [
+    ("fwd_norm_scal", r"'fwd_norm_scal' is not a genome field; choose from .*fwd_norm_scale"),
+    ("nu@last", r"'nu@last'.* the layer after '@' must be an integer"),
+])
+def test_parse_frozen_names_a_bad_entry(entry, message):
+    with pytest.raises(ValueError, match=message):
+        gradient.parse_frozen((entry,))
+
+
+def test_frozen_mask_refuses_layers_a_genome_lacks():
+    shared, per_layer = blur.delta_genome(2), blur.stack_layers([blur.delta_genome(2)] * 2)
+    shared_message = r"nu@0 names layers, .*shared by all layers .*drop '@LAYER'"
+    with pytest.raises(ValueError, match=shared_message):
+        gradient.frozen_mask(shared, gradient.parse_frozen(("nu@0",)))
+    with pytest.raises(ValueError, match=r"nu@2: the genome has 2 synapse layers.*\[-2, 1\]"):
+        gradient.frozen_mask(per_layer, gradient.parse_frozen(("nu@2",)))
+    mask = gradient.frozen_mask(per_layer, gradient.parse_frozen(("nu@-1", "eta")))
+    np.testing.assert_array_equal(np.asarray(mask.nu)[:, 0, 0], [False, True])
+    np.testing.assert_array_equal(np.asarray(mask.eta), [True, True])
+    assert not np.any(np.asarray(mask.mu))
+
+
+def test_frozen_values_keep_their_start_through_meta_steps():
+    """Frozen values (one layer of nu, every layer of eta_tilde) stay bitwise at the start
+    while the same field's other layer and the unfrozen fields move; without the freeze the
+    frozen values would move too."""
+    spec = dataclasses.replace(SPEC, per_layer_genome=True)
+    genome = blur.stack_layers([blur.random_genome(jax.random.key(i), 2) for i in range(2)])
+    genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * 2), genome)
+
+    def train(frozen: tuple[str, ...]) -> blur.Genome:
+        opt = gradient.make_optimizer(LR, 10.0, frozen=gradient.parse_frozen(frozen))
+        state = gradient.init(genomes, opt)
+        for i in range(3):
+            state, m = gradient.meta_step(state, jax.random.key(i), spec=spec, family=FAMILY,
+                                          cfg=CFG, optimizer=opt)
+            assert not np.any(np.asarray(m.skipped))
+        return state.genomes
+
+    def moved(after: blur.Genome, name: str) -> np.ndarray:
+        """Largest change per run and layer, [R, L]."""
+        d = np.abs(np.asarray(getattr(after, name)) - np.asarray(getattr(genomes, name)))
+        return d.reshape(d.shape[0], d.shape[1], -1).max(axis=-1)
+
+    frozen = train(("nu@-1", "eta_tilde"))
+    np.testing.assert_array_equal(np.asarray(frozen.nu)[:, -1], np.asarray(genomes.nu)[:, -1])
+    np.testing.assert_array_equal(np.asarray(frozen.eta_tilde), np.asarray(genomes.eta_tilde))
+    assert np.all(moved(frozen, "nu")[:, 0] > 1e-3)
+    assert np.all(moved(frozen, "mu_tilde") > 1e-3)
+    free = train(())
+    assert np.all(moved(free, "nu") > 1e-3)
+    assert np.all(np.abs(np.asarray(free.eta_tilde) - np.asarray(genomes.eta_tilde)) > 1e-4)

@@ -16,7 +16,7 @@ from blur._dataclass_json import from_jsonable, to_jsonable
 from blur.genome import RULE_FIELDS, STATE_FIELDS
 from blur.network import NetworkConfig
 from blur.outer.evolution import CMAConfig
-from blur.outer.gradient import Curriculum
+from blur.outer.gradient import Curriculum, parse_frozen
 from blur.outer.objective import ObjectiveConfig
 from blur.tasks import TOY2D_META_TRAIN, TOY2D_META_VAL, get_family
 from blur.tasks.base import TaskFamily
@@ -79,6 +79,10 @@ class GradientSettings:
         explore step, drawn with the key ``fold_in(seed key, 4)``), so that the runs search
         from different points instead of differing only in their task streams. None: every
         run starts from the same genome.
+      frozen: genome values held at the initial genome's for the whole run (they get zero
+        meta-gradient): ``FIELD`` for a whole field, ``FIELD@LAYER`` for one layer of a
+        per-layer genome, negative from the end; e.g. ``fwd_norm_scale@-1``, the output
+        layer's forward-normalisation scale (blur.outer.gradient.parse_frozen).
     """
 
     meta_steps: int = 1000
@@ -93,8 +97,10 @@ class GradientSettings:
     exploit_below: float | None = None
     explore_scale: float | None = None
     init_spread: float | None = None
+    frozen: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        parse_frozen(self.frozen)  # a clear error naming a bad entry
         if self.drop_after < 1:
             raise ValueError(f"gradient.drop_after={self.drop_after} must be >= 1")
         if self.exploit_below is not None and not 0.0 <= self.exploit_below <= 1.0:

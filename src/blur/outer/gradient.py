@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from blur._pytree import pytree_dataclass, tree_all_finite
-from blur.genome import Genome
+from blur.genome import FIELD_NAMES, Genome
 from blur.network import NetworkSpec
 from blur.outer.objective import ObjectiveAux, ObjectiveConfig, meta_objective
 from blur.outer.sharding import gather, multi_process
@@ -56,6 +56,92 @@ class Curriculum:
         return min(self.maximum, self.start + self.increment * (meta_step // self.every))
 
 
+FrozenFields = tuple[tuple[str, tuple[int, ...] | None], ...]
+"""Genome fields held fixed: (field name, its layers, or None for every layer)."""
+
+
+def parse_frozen(entries: tuple[str, ...] | list[str]) -> FrozenFields:
+    """``FIELD`` or ``FIELD@LAYER`` strings as :data:`FrozenFields`.
+
+    ``FIELD`` is a genome field name (:data:`blur.genome.FIELD_NAMES`); ``@LAYER`` picks one
+    synapse layer of a per-layer genome, counted from 0, negative from the end (``@-1`` is the
+    output layer). The same field named twice joins its layers; a whole field wins.
+    E.g. ``("fwd_norm_scale@-1", "oja")``.
+    """
+    layers: dict[str, set[int] | None] = {}
+    for entry in entries:
+        name, sep, layer = str(entry).partition("@")
+        if name not in FIELD_NAMES:
+            raise ValueError(
+                f"frozen field {entry!r}: {name!r} is not a genome field; choose from "
+                f"{list(FIELD_NAMES)}, optionally with @LAYER (e.g. fwd_norm_scale@-1)"
+            )
+        if not sep:
+            layers[name] = None
+            continue
+        try:
+            index = int(layer)
+        except ValueError:
+            raise ValueError(
+                f"frozen field {entry!r}: the layer after '@' must be an integer (0 is the first "
+                "synapse layer, -1 the output layer)"
+            ) from None
+        if name not in layers:
+            layers[name] = set()
+        current = layers[name]
+        if current is not None:
+            current.add(index)
+    return tuple(
+        (name, None if ls is None else tuple(sorted(ls)))
+        for name, ls in sorted(layers.items(), key=lambda kv: FIELD_NAMES.index(kv[0]))
+    )
+
+
+def frozen_mask(genome: Genome, frozen: FrozenFields) -> Genome:
+    """Per value of one genome, True where ``frozen`` holds it fixed (a Genome of bool arrays
+    shaped like ``genome``).
+
+    Raises ValueError for a layer index on a shared genome or outside [-L, L).
+    """
+    L = genome.num_layers
+    masks = {n: np.zeros(np.shape(getattr(genome, n)), bool) for n in FIELD_NAMES}
+    for name, layers in frozen:
+        if layers is None:
+            masks[name][...] = True
+            continue
+        if L is None:
+            raise ValueError(
+                f"frozen field {name}@{','.join(map(str, layers))} names layers, but the genome "
+                "is shared by all layers (per_layer_genome=False): freeze the whole field "
+                "(drop '@LAYER') or use a per-layer genome"
+            )
+        for i in layers:
+            if not -L <= i < L:
+                raise ValueError(
+                    f"frozen field {name}@{i}: the genome has {L} synapse layers, so the layer "
+                    f"must be in [{-L}, {L - 1}]"
+                )
+            masks[name][i] = True
+    return Genome(**{n: jnp.asarray(m) for n, m in masks.items()})
+
+
+def freeze(frozen: FrozenFields) -> optax.GradientTransformation:
+    """Zero the updates of the ``frozen`` genome values (optax ``stateless``): put first in a
+    chain, those values get no gradient, so clipping ignores them and Adam never moves them.
+
+    The params it is given are the genome(s) being trained (one genome; under ``jax.vmap``
+    over runs, one per run).
+    """
+
+    def zero_frozen(updates: Any, params: Any) -> Any:
+        if params is None:
+            raise ValueError("freeze needs the params (optimizer.update(grads, state, genome))")
+        mask = frozen_mask(params, frozen)
+        return jax.tree_util.tree_map(lambda u, m: jnp.where(m, 0.0, u), updates, mask)
+
+    return optax.stateless(zero_frozen)
+
+
 @functools.cache
 def make_optimizer(
     learning_rate: float = 5e-4,
@@ -63,8 +149,12 @@ def make_optimizer(
     scale_by_parameter: bool = False,
     decay_steps: int = 0,
     final_fraction: float = 0.1,
+    frozen: FrozenFields = (),
 ) -> optax.GradientTransformation:
     """The paper's meta-optimiser: global-norm clipping then Adam.
+
+    ``frozen`` (:func:`parse_frozen`) genome values get zero gradient before the clipping
+    (:func:`freeze`), so they keep their initial values for the whole run.
 
     ``decay_steps`` > 0 anneals Adam's rate along a cosine from ``learning_rate`` to
     ``final_fraction * learning_rate`` over that many meta-steps (``optax.cosine_decay_schedule``;
@@ -89,6 +179,8 @@ def make_optimizer(
     if decay_steps:
         rate = optax.cosine_decay_schedule(learning_rate, decay_steps, alpha=final_fraction)
     steps = [optax.clip_by_global_norm(clip_norm), optax.adam(rate)]
+    if frozen:
+        steps.insert(0, freeze(frozen))
     if scale_by_parameter:
         steps.append(optax.scale_by_param_block_rms(min_scale=1.0))
     return optax.chain(*steps)
