@@ -209,3 +209,20 @@ def test_frozen_fields_are_checked_and_reach_the_trainer():
     scale = np.asarray(updates.fwd_norm_scale)
     assert np.all(scale[-1] == 0.0) and np.all(scale[:-1] != 0.0)
     assert np.all(np.asarray(updates.nu) != 0.0)
+    # the runs' start noise (and the explore step's, the same function) leaves frozen values
+    config = dataclasses.replace(base, gradient=dataclasses.replace(
+        base.gradient, frozen=("fwd_norm_scale@-1",), init_spread=0.1, exploit_below=0.0,
+        explore_scale=0.1))
+    trainer = make_trainer(config, genome)
+    state = trainer.init()
+    start = np.asarray(genome.fwd_norm_scale)
+    spread = np.asarray(state.genomes.fwd_norm_scale)
+    assert all(np.array_equal(spread[r, -1], start[-1]) for r in range(spread.shape[0]))
+    assert not np.array_equal(spread[1, 0], start[0])  # the unfrozen layer got its noise
+    R = config.gradient.num_runs
+    scores = np.array([0.9, 0.1] + [0.5] * (R - 2))  # run 1 restarts from run 0, then moves
+    state, record = trainer.after_validation(state, scores, jax.random.key(1))
+    assert record["restarted_from"][1] == 0
+    after = np.asarray(state.genomes.fwd_norm_scale)
+    assert np.array_equal(after[1, -1], start[-1])
+    assert not np.array_equal(after[1, 0], spread[0, 0])  # a moved copy of run 0's layer 0

@@ -115,6 +115,7 @@ def make_trainer(config: RunConfig, genome: Genome) -> MetaTrainer[Any]:
             init_spread=gs.init_spread,
             init_key=jax.random.fold_in(jax.random.PRNGKey(config.seed), 4),
             place=_placer(config.devices, strict=True),
+            frozen=frozen,
         )
     return EvolutionTrainer(
         genome=genome,

@@ -403,6 +403,9 @@ class GradientTrainer:
         None: every run starts from ``genome``.
       init_key: the PRNG key of that noise (needed with ``init_spread``).
       place: applied to the fresh state (e.g. sharding the run axis over devices).
+      frozen: genome values that keep ``genome``'s values in every run; ``optimizer`` must
+        freeze the same ones (``make_optimizer(frozen=...)``). The noise of ``init_spread`` and
+        of the explore step leaves them out.
     """
 
     genome: Genome
@@ -418,7 +421,17 @@ class GradientTrainer:
     init_spread: float | None = None
     init_key: jax.Array | None = None
     place: Any = None
+    frozen: FrozenFields = ()
     method: str = "gradient"
+
+    def _hold_frozen(self, genomes: Genome) -> Genome:
+        """``genomes`` (leaves [R, ...]) with the frozen values put back to ``genome``'s."""
+        if not self.frozen:
+            return genomes
+        mask = frozen_mask(self.genome, self.frozen)
+        return jax.tree_util.tree_map(
+            lambda g, m, g0: jnp.where(m, g0, g), genomes, mask, self.genome
+        )
 
     def init(self) -> GradientState:
         genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * self.num_runs), self.genome)
@@ -427,7 +440,9 @@ class GradientTrainer:
                 raise ValueError("GradientTrainer.init_spread needs init_key (the noise's key)")
             # every run "continues" run 0, so runs 1..R-1 are moved and run 0 is kept
             source = np.zeros(self.num_runs, np.int64)
-            genomes = explore(genomes, source, self.init_key, self.init_spread)
+            genomes = self._hold_frozen(
+                explore(genomes, source, self.init_key, self.init_spread)
+            )
         return self._keep(init(genomes, self.optimizer))
 
     def _keep(self, state: GradientState) -> GradientState:
@@ -493,7 +508,8 @@ class GradientTrainer:
             return state, {}
         state, source = exploit(state, scores, self.exploit_below)
         if self.explore_scale:
-            state = state.replace(genomes=explore(state.genomes, source, key, self.explore_scale))
+            moved_genomes = explore(state.genomes, source, key, self.explore_scale)
+            state = state.replace(genomes=self._hold_frozen(moved_genomes))
         moved = {int(r): int(s) for r, s in enumerate(source) if s != r}
         return self._keep(state), ({"restarted_from": moved} if moved else {})
 
