@@ -39,13 +39,7 @@ from blur.io.genome_file import load_genome, save_genome
 from blur.io.metrics import append_metrics, read_metrics, truncate_metrics
 from blur.outer.base import MetaTrainer
 from blur.outer.evolution import EvolutionTrainer
-from blur.outer.gradient import (
-    GradientTrainer,
-    frozen_mask,
-    make_optimizer,
-    parse_frozen,
-    unstack,
-)
+from blur.outer.gradient import GradientTrainer, make_optimizer, parse_frozen, unstack
 from blur.outer.objective import score_genomes
 from blur.outer.sharding import device_count, is_primary, shard_population
 
@@ -93,7 +87,6 @@ def make_trainer(config: RunConfig, genome: Genome) -> MetaTrainer[Any]:
     if config.method == "gradient":
         gs = config.gradient
         frozen = parse_frozen(gs.frozen)
-        frozen_mask(genome, frozen)  # a layer the genome lacks fails here, before compiling
         return GradientTrainer(
             genome=genome,
             spec=spec,

@@ -86,10 +86,8 @@ def parse_frozen(entries: tuple[str, ...] | list[str]) -> FrozenFields:
                 f"frozen field {entry!r}: the layer after '@' must be an integer (0 is the first "
                 "synapse layer, -1 the output layer)"
             ) from None
-        if name not in layers:
-            layers[name] = set()
-        current = layers[name]
-        if current is not None:
+        current = layers.setdefault(name, set())
+        if current is not None:  # None: the whole field is frozen already
             current.add(index)
     return tuple(
         (name, None if ls is None else tuple(sorted(ls)))
@@ -424,14 +422,17 @@ class GradientTrainer:
     frozen: FrozenFields = ()
     method: str = "gradient"
 
-    def _hold_frozen(self, genomes: Genome) -> Genome:
-        """``genomes`` (leaves [R, ...]) with the frozen values put back to ``genome``'s."""
+    def __post_init__(self) -> None:
+        frozen_mask(self.genome, self.frozen)  # a layer the genome lacks fails before compiling
+
+    def _explore(self, genomes: Genome, source: np.ndarray, key: jax.Array, scale: float) -> Genome:
+        """:func:`explore`, with the frozen values put back to ``genome``'s."""
+        moved = explore(genomes, source, key, scale)
         if not self.frozen:
-            return genomes
+            return moved
         mask = frozen_mask(self.genome, self.frozen)
-        return jax.tree_util.tree_map(
-            lambda g, m, g0: jnp.where(m, g0, g), genomes, mask, self.genome
-        )
+        hold = lambda g, m, g0: jnp.where(m, g0, g)  # noqa: E731
+        return jax.tree_util.tree_map(hold, moved, mask, self.genome)
 
     def init(self) -> GradientState:
         genomes = jax.tree_util.tree_map(lambda x: jnp.stack([x] * self.num_runs), self.genome)
@@ -440,9 +441,7 @@ class GradientTrainer:
                 raise ValueError("GradientTrainer.init_spread needs init_key (the noise's key)")
             # every run "continues" run 0, so runs 1..R-1 are moved and run 0 is kept
             source = np.zeros(self.num_runs, np.int64)
-            genomes = self._hold_frozen(
-                explore(genomes, source, self.init_key, self.init_spread)
-            )
+            genomes = self._explore(genomes, source, self.init_key, self.init_spread)
         return self._keep(init(genomes, self.optimizer))
 
     def _keep(self, state: GradientState) -> GradientState:
@@ -508,8 +507,9 @@ class GradientTrainer:
             return state, {}
         state, source = exploit(state, scores, self.exploit_below)
         if self.explore_scale:
-            moved_genomes = explore(state.genomes, source, key, self.explore_scale)
-            state = state.replace(genomes=self._hold_frozen(moved_genomes))
+            state = state.replace(
+                genomes=self._explore(state.genomes, source, key, self.explore_scale)
+            )
         moved = {int(r): int(s) for r, s in enumerate(source) if s != r}
         return self._keep(state), ({"restarted_from": moved} if moved else {})
 
