@@ -89,6 +89,30 @@ def test_base_config_scales_and_bad_overrides():
         base_config("huge")
 
 
+def test_the_paper_scale_keeps_the_mnist10_setting_before_issue_10_changed_it():
+    """The paper scale varies what the paper varies: the neuron normalisation, the horizon
+    and the calibration that issue 10 added to the mnist10 preset are not part of its base."""
+    import dataclasses
+
+    from blur.experiments.config import CalibrationSettings, get_preset
+    from blur.experiments.reproduce.common import reproduce_preset
+
+    pinned, shipped = reproduce_preset("mnist10"), get_preset("mnist10")
+    assert base_config("paper").network == pinned.network
+    assert pinned.network.neuron_norm == "none" and pinned.init_eta_tilde == (200.0, 100.0, 50.0)
+    assert pinned.calibration == CalibrationSettings()
+    assert (pinned.gradient.meta_steps, pinned.gradient.curriculum.maximum,
+            pinned.objective.score_steps) == (800, 20, (10,))
+    # otherwise the preset as shipped: the same tasks, widths, states and evaluation
+    assert pinned.tasks == shipped.tasks
+    assert pinned.evaluation == dataclasses.replace(shipped.evaluation,
+                                                    report_steps=(10, 25, 50, 100))
+    assert dataclasses.replace(pinned.network, neuron_norm="both") == shipped.network
+    # the shipped preset's calibration refuses an unnormalised network, the pinned one takes it
+    with pytest.raises(ValueError, match="normalised output layer"):
+        dataclasses.replace(shipped, network=pinned.network)
+
+
 @pytest.mark.parametrize("scale", ["tiny", "small", "paper"])
 def test_every_variant_of_every_scale_builds_its_network_and_initial_genome(scale: str):
     """Each run config is valid and its initialiser fits its network (e.g. a shared genome

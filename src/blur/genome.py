@@ -163,6 +163,25 @@ def stack_layers(genomes: list[Genome]) -> Genome:
     return jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *genomes)
 
 
+def scale_output_logits(genome: Genome, factor: float) -> Genome:
+    """``genome`` with its output layer's forward-normalisation scale times ``factor``.
+
+    With the output layer normalised, the logits are ``fwd_norm_scale[-1]`` times normalised
+    pre-activations (plus the shift), so this sets the logits' spread, a temperature.
+
+    Args:
+      genome: a per-layer genome (``fwd_norm_scale`` [L, K]).
+      factor: > 0.
+    """
+    if genome.fwd_norm_scale.ndim != 2:
+        raise ValueError(
+            "scale_output_logits needs a per-layer genome (fwd_norm_scale [L, K]); this one is "
+            f"shared by every layer (shape {tuple(genome.fwd_norm_scale.shape)})"
+        )
+    scale = genome.fwd_norm_scale.at[-1].multiply(jnp.float32(factor))
+    return dataclasses.replace(genome, fwd_norm_scale=scale)
+
+
 def random_genome(
     key: jax.Array,
     num_states: int,

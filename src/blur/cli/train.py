@@ -93,6 +93,8 @@ def _report(result: object, config: RunConfig) -> None:
     else:
         counters = (f"diverged candidates: {s.get('diverged', 0)} of {s.get('scored', 0)}; "
                     f"restarts: {s.get('restarts', 0)}")
+    if "output_scale" in s:
+        counters += f"; output scale x{s['output_scale']:g} chosen on validation"
     print(f"\nselected: run {result.best_run} at {unit} {result.best_step}, validation "
           f"{100 * result.best_score:.1f}%; wall time {result.wall_time:.0f} s; {counters}")
     if result.table:

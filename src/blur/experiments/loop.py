@@ -6,7 +6,8 @@ from ``config.method`` and the meta-optimiser from :func:`make_trainer`
 ``fold_in(fold_in(seed key, 1), s)``, validation always ``fold_in(seed key, 2)`` (the same tasks
 at every validation, so scores compare), the initial genome ``fold_in(seed key, 0)``, the
 explore step ``fold_in(fold_in(seed key, 3), s)`` and the runs' initial spread
-``fold_in(seed key, 4)``. A killed run resumed from its last checkpoint ends with the same
+``fold_in(seed key, 4)``, the calibration (``config.calibration``) ``fold_in(seed key, 5)``.
+A killed run resumed from its last checkpoint ends with the same
 genome, metrics and checkpoint as an uninterrupted one (on the same machine).
 
 Several processes (``jax.distributed``, :mod:`blur.outer.sharding`): every process runs this
@@ -27,15 +28,16 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from blur.experiments import runs
 from blur.experiments.config import RunConfig, build_family, build_train_family
 from blur.experiments.evaluation import Contender, evaluate_report
-from blur.genome import Genome
+from blur.genome import Genome, scale_output_logits
 from blur.io.atomic import write_text_atomic
 from blur.io.checkpoint import load_checkpoint, load_meta, save_checkpoint
-from blur.io.genome_file import load_genome, save_genome
+from blur.io.genome_file import load_genome, load_genome_file, save_genome
 from blur.io.metrics import append_metrics, read_metrics, truncate_metrics
 from blur.outer.base import MetaTrainer
 from blur.outer.evolution import EvolutionTrainer
@@ -62,7 +64,7 @@ class RunResult:
       table: the final evaluation table ("" when not evaluated).
       wall_time: seconds, over all sessions of the run.
       summary: the meta-optimiser's counters (``skipped`` and ``dropped`` runs, or
-        ``diverged`` candidates).
+        ``diverged`` candidates), and ``output_scale`` where the run was calibrated.
     """
 
     run_dir: Path
@@ -166,6 +168,31 @@ class Validation:
             )
             scores.append(np.where(np.asarray(aux.finite), np.asarray(aux.accuracy), 0.0))
         return np.mean(np.stack(scores), axis=0)
+
+
+def calibrate_output_scale(
+    config: RunConfig, genome: Genome, key: jax.Array
+) -> tuple[float, np.ndarray]:
+    """The factor of ``config.calibration.output_scales`` whose logit spread validates best.
+
+    Each factor scales the output layer's forward-normalisation scale
+    (:func:`blur.genome.scale_output_logits`); the variants are scored like a meta-validation
+    (:class:`Validation`) on ``calibration.num_tasks`` tasks, the query accuracy averaged
+    over ``calibration.steps``. The first listed factor wins a tie.
+
+    Returns:
+      (the chosen factor, the mean validation accuracy of every factor [S]).
+    """
+    cal = config.calibration
+    scored = dataclasses.replace(
+        config,
+        validate_num_steps=max(cal.steps),
+        validate_tasks=cal.num_tasks,
+        objective=dataclasses.replace(config.objective, score_steps=tuple(cal.steps)),
+    )
+    variants = [scale_output_logits(genome, f) for f in cal.output_scales]
+    scores = Validation(scored, key)(jax.tree_util.tree_map(lambda *x: jnp.stack(x), *variants))
+    return cal.output_scales[int(np.argmax(scores))], scores
 
 
 @dataclass
@@ -340,8 +367,10 @@ def run(
             checkpoint(done)
     bar.close()
 
+    extra_summary: dict[str, Any] = {}
+
     def result(genome: Genome, table: str) -> RunResult:
-        summary = trainer.summary(state)
+        summary = {**trainer.summary(state), **extra_summary}
         if primary and config.method == "gradient" and config.gradient.exploit_below is not None:
             # counted from the run's validation records, so a resumed run counts them all
             summary["restarts"] = sum(
@@ -365,10 +394,49 @@ def run(
         best = selection.best_genome
     else:  # resumed, and nothing improved since: genome.json is the primary's to read
         best = load_genome(run_dir / runs.GENOME)
+    if end == total and config.calibration.output_scales:
+        best, factor = _calibrate(config, run_dir, best, jax.random.fold_in(key, 5), primary,
+                                  log_record)
+        extra_summary["output_scale"] = factor
     table = ""
     if evaluate and end == total and primary:
         table = final_evaluation(config, best, run_dir)
     return result(best, table)
+
+
+def _calibrate(
+    config: RunConfig, run_dir: Path, selected: Genome, key: jax.Array, primary: bool,
+    log_record: Callable[[dict[str, Any]], None],
+) -> tuple[Genome, float]:
+    """Calibrate the selected genome (:func:`calibrate_output_scale`) into ``genome.json``.
+
+    The selected genome is kept in ``genome_uncalibrated.json``; a finished run resumed again
+    calibrates that one again (same key, same choice) instead of scaling twice.
+    """
+    path, kept = run_dir / runs.GENOME, run_dir / runs.UNCALIBRATED
+    source = load_genome_file(path) if path.exists() else None
+    if source is not None and "output_scale" in source.metadata:
+        source = load_genome_file(kept)
+        selected = source.genome
+    factor, scores = calibrate_output_scale(config, selected, key)
+    genome = scale_output_logits(selected, factor)
+    if primary:
+        meta = dict(source.metadata) if source is not None else {}
+        write = {"network": config.network, "method": config.method}
+        save_genome(selected, kept, **write, **meta)
+        save_genome(genome, path, **write, **meta, output_scale=factor,
+                    output_scale_scores=dict(zip(map(str, config.calibration.output_scales),
+                                                 scores.tolist(), strict=True)),
+                    uncalibrated=runs.UNCALIBRATED)
+        log_record({"step": config.total_steps, "kind": "calibration",
+                    "output_scales": list(config.calibration.output_scales),
+                    "meta_val_accuracy": scores.tolist(), "output_scale": factor})
+        steps = ", ".join(map(str, config.calibration.steps))
+        tried = ", ".join(f"x{f:g} {100 * v:.1f}%" for f, v in
+                          zip(config.calibration.output_scales, scores, strict=True))
+        log.info("calibration: output scale x%g chosen on validation (accuracy after steps "
+                 "%s: %s)", factor, steps, tried)
+    return genome, factor
 
 
 def final_evaluation(config: RunConfig, genome: Genome, run_dir: Path) -> str:

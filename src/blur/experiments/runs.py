@@ -26,6 +26,7 @@ CONFIG = "config.json"
 METRICS = "metrics.jsonl"
 CHECKPOINT = "checkpoint.npz"
 GENOME = "genome.json"
+UNCALIBRATED = "genome_uncalibrated.json"  # the selected genome before calibration
 EVAL = "eval.json"
 
 

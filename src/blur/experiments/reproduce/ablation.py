@@ -19,7 +19,7 @@ Scales (:func:`base_config`): ``tiny`` (tests: a 1-run, 2-meta-step toy run, 2 e
 tasks), ``small`` (the ``toy2d`` preset as pinned by :func:`.common.reproduce_preset`, with
 200 meta-steps and best of 2 runs per variant,
 evaluated as the preset is: 16 tasks of each of the six held-out 2-D families) and ``paper``
-(the ``mnist10`` preset unchanged: K=4, hidden (256, 128), 10x10 MNIST meta-training, 28x28
+(the ``mnist10`` preset as pinned there: K=4, hidden (256, 128), 10x10 MNIST meta-training, 28x28
 MNIST and Fashion-MNIST evaluation; the paper trained longer, 10,000 meta-steps per curriculum
 stage, and kept the best of 8 runs).
 """
@@ -44,7 +44,6 @@ from blur.experiments.config import (
     build_family,
     config_from_json,
     config_to_json,
-    get_preset,
 )
 from blur.experiments.evaluation import (
     Contender,
@@ -151,7 +150,7 @@ def base_config(scale: str, seed: int = 0, meta_steps: int | None = None,
             validate_every=100, checkpoint_every=100,
         )
     elif scale == "paper":
-        c = get_preset("mnist10")
+        c = reproduce_preset("mnist10")
     else:
         raise ValueError(f"unknown scale {scale!r}; choose tiny, small or paper")
     gradient = dataclasses.replace(

@@ -30,7 +30,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from blur.experiments.config import EvalSettings, build_family, get_preset
+from blur.experiments.config import EvalSettings, build_family
 from blur.experiments.evaluation import contender_from_file
 from blur.experiments.reproduce.ablation import (
     EVAL_KEY,
@@ -41,7 +41,12 @@ from blur.experiments.reproduce.ablation import (
     evaluate_probes,
     write_report,
 )
-from blur.experiments.reproduce.common import Outcome, markdown_table, save_figure
+from blur.experiments.reproduce.common import (
+    Outcome,
+    markdown_table,
+    reproduce_preset,
+    save_figure,
+)
 from blur.tasks import DataNotFoundError
 
 DATASETS = ("mnist", "fashion_mnist", "emnist", "kmnist")
@@ -73,7 +78,7 @@ def load(genome: str | Path | None) -> Trained:
     else:
         c = contender_from_file(Path(source))
         name, g, network = c.name, c.genome, c.network
-    config = dataclasses.replace(get_preset("mnist10"), network=network)
+    config = dataclasses.replace(reproduce_preset("mnist10"), network=network)
     return Trained(Variant(name, config, f"genome {source}"), g, None, None, 0.0, None)
 
 
