@@ -273,12 +273,14 @@ def ref_hebbian(
 
 
 def ref_step(
-    genome: blur.Genome, spec: blur.NetworkSpec, state: blur.NetworkState, x: Any, y: Any
+    genome: blur.Genome, spec: blur.NetworkSpec, state: blur.NetworkState, x: Any, y: Any,
+    t: int = 0,
 ) -> tuple[list[np.ndarray], list[np.ndarray], list[np.ndarray]]:
-    """One reference BLUR step: (neurons, w_fwd, w_bwd).
+    """One reference BLUR step ``t`` (0 for a fresh network): (neurons, w_fwd, w_bwd).
 
     With ``spec.unsupervised_update`` the Hebbian update is applied once to the forward
-    neurons (before the feedback) and the rest of the step starts from those synapses.
+    neurons (before the feedback) and the rest of the step starts from those synapses. With
+    ``spec.hebbian_decay`` = d every synapse moves 1 / (1 + d t) of its change.
     """
     prev = None if spec.reset_neurons else state.neurons
     layers = ref_forward(genome, spec, state.w_fwd, x, prev)
@@ -288,6 +290,10 @@ def ref_step(
     layers = ref_feedback(spec, layers, y)
     layers = ref_backward(genome, spec, w_bwd, layers)
     w_fwd, w_bwd = ref_hebbian(genome, spec, w_fwd, w_bwd, layers)
+    if spec.hebbian_decay:
+        r = 1.0 / (1.0 + spec.hebbian_decay * t)
+        w_fwd = [w0 + r * (w1 - w0) for w0, w1 in zip(state.w_fwd, w_fwd, strict=True)]
+        w_bwd = [w0 + r * (w1 - w0) for w0, w1 in zip(state.w_bwd, w_bwd, strict=True)]
     return layers, w_fwd, w_bwd
 
 

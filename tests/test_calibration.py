@@ -11,7 +11,7 @@ import pytest
 from run_helpers import META_TRAIN, run_config
 
 from blur.experiments.config import PAPER_NETWORK, CalibrationSettings, RunConfig, get_preset
-from blur.experiments.loop import Validation, calibrate_output_scale
+from blur.experiments.loop import Validation, calibrate_hebbian_decay, calibrate_output_scale
 from blur.experiments.meta_train import meta_train
 from blur.experiments.runs import initial_genome
 from blur.genome import scale_output_logits
@@ -103,8 +103,67 @@ def test_a_calibrated_run_writes_the_scaled_genome_and_resumes_without_scaling_t
         0.5]
 
 
-def test_mnist10_calibrates_its_logit_spread_on_validation_only():
+def test_mnist10_calibrates_on_validation_only_at_the_report_steps():
     config = get_preset("mnist10")
     assert config.calibration.output_scales[0] == 1.0  # a tie keeps the rule as trained
-    assert config.calibration.steps == (50, 100)
+    assert config.calibration.hebbian_decays[0] == 0.0  # ... and the paper's constant step
+    assert config.calibration.steps == config.evaluation.report_steps
     assert all("split=val" in t for t in config.tasks.validate)
+
+
+def test_hebbian_decay_settings_name_the_bad_value():
+    with pytest.raises(ValueError, match=r"calibration.hebbian_decays=\(0.0, -0.1\)"):
+        CalibrationSettings(hebbian_decays=(0.0, -0.1))
+    decays = CalibrationSettings(hebbian_decays=(0.0, 0.01))
+    assert decays.enabled and not CalibrationSettings().enabled
+    # the decay needs no normalised output layer, only families to validate on
+    shared = dataclasses.replace(PAPER_NETWORK, per_layer_genome=False)
+    RunConfig(network=shared, calibration=decays)  # accepted
+    with pytest.raises(ValueError, match="calibration needs tasks.validate families"):
+        RunConfig(calibration=decays, tasks=dataclasses.replace(RunConfig().tasks, validate=()))
+
+
+def test_calibrate_hebbian_decay_keeps_the_best_validated_decay(tmp_path):
+    base = run_config(CALIBRATED, tmp_path / "unused")
+    config = dataclasses.replace(
+        base, calibration=dataclasses.replace(base.calibration, hebbian_decays=(0.0, 5.0, 0.0)))
+    genome = initial_genome(config, config.network.num_layers, jax.random.PRNGKey(1))
+    key = jax.random.PRNGKey(5)
+    decay, scores = calibrate_hebbian_decay(config, genome, key)
+    assert scores.shape == (3,)
+    assert scores[0] == scores[2]  # the same tasks for every decay
+    assert scores[0] != scores[1]  # the decay reaches training
+    assert decay == config.calibration.hebbian_decays[int(np.argmax(scores))]
+    scored = dataclasses.replace(
+        config, validate_num_steps=4, validate_tasks=2,
+        network=dataclasses.replace(config.network, hebbian_decay=5.0),
+        objective=dataclasses.replace(config.objective, score_steps=(2, 4)))
+    alone = Validation(scored, key)(jax.tree_util.tree_map(lambda x: x[None], genome))
+    np.testing.assert_allclose(scores[1], alone[0], rtol=1e-6)
+
+
+def test_a_decay_calibrated_run_writes_the_network_and_evaluates_with_it(tmp_path, monkeypatch):
+    import blur.experiments.loop as loop
+
+    evaluated = []
+    monkeypatch.setattr(loop, "final_evaluation",
+                        lambda config, genome, run_dir, network=None: evaluated.append(network)
+                        or "table")
+    config = run_config([*CALIBRATED, "--calibration.output-scales", "0.5",
+                         "--calibration.hebbian-decays", "0.25"], tmp_path / "run")
+    result = meta_train(config, evaluate=True)
+    run_dir = tmp_path / "run"
+    kept = load_genome_file(run_dir / "genome_uncalibrated.json")
+    final = load_genome_file(run_dir / "genome.json")
+    assert result.summary["hebbian_decay"] == 0.25 and result.summary["output_scale"] == 0.5
+    assert final.network.hebbian_decay == 0.25 and final.metadata["hebbian_decay"] == 0.25
+    assert kept.network.hebbian_decay == config.network.hebbian_decay == 0.0
+    assert evaluated == [final.network]
+    record = read_metrics(run_dir / "metrics.jsonl")[-1]
+    assert record["kind"] == "calibration" and record["hebbian_decay"] == 0.25
+    assert list(record["hebbian_decay_scores"]) == ["0.25"]
+    before = (run_dir / "genome.json").read_bytes()
+    meta_train(config, resume=True, evaluate=False)  # a finished run, resumed
+    assert (run_dir / "genome.json").read_bytes() == before
+    kinds = [r["kind"] for r in read_metrics(run_dir / "metrics.jsonl")]
+    assert kinds.count("calibration") == 1

@@ -101,6 +101,9 @@ SPEC_CASES: dict[str, dict[str, Any]] = {
                                     "feedback": "softmax_error", "last_activation": "linear"},
     "unsupervised_symmetric_per_layer": {"unsupervised_update": True,
                                          "symmetric_synapses": True, "per_layer_genome": True},
+    "hebbian_decay": {"hebbian_decay": 0.7},
+    "hebbian_decay_symmetric_saturate": {"hebbian_decay": 0.7, "symmetric_synapses": True,
+                                         "synapse_stabiliser": ("saturate",)},
 }
 
 
@@ -109,10 +112,10 @@ def test_step_matches_loop_reference(case: str) -> None:
     """Two consecutive blur.step calls equal the loop reference applied to the same state."""
     spec = blur.NetworkSpec(SIZES, K, **SPEC_CASES[case])
     genome, state = _setup(spec)
-    for t in range(2):
+    for t in range(2):  # steps t = 3, 4 of a run (the step count matters with hebbian_decay)
         batch = _batch(10 + t)
-        new, _ = blur.step(genome, spec, state, batch)
-        neurons, w_fwd, w_bwd = ref_step(genome, spec, state, batch.x, batch.y)
+        new, _ = blur.step(genome, spec, state, batch, t=3 + t)
+        neurons, w_fwd, w_bwd = ref_step(genome, spec, state, batch.x, batch.y, t=3 + t)
         assert_tree_allclose(tuple(new.neurons), tuple(neurons), RTOL, ATOL)
         assert_tree_allclose(tuple(new.w_fwd), tuple(w_fwd), RTOL, ATOL)
         assert_tree_allclose(tuple(new.w_bwd), tuple(w_bwd), RTOL, ATOL)

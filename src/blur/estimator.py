@@ -55,21 +55,26 @@ def _bucket(n: int) -> int:
 @partial(jax.jit, static_argnames=("spec", "steps", "batch_size"))
 def _train(
     genome: Genome, spec: NetworkSpec, state: NetworkState, x: jax.Array, y: jax.Array,
-    n: jax.Array, key: jax.Array, *, steps: int, batch_size: int,
+    n: jax.Array, key: jax.Array, start: jax.Array, *, steps: int, batch_size: int,
 ) -> NetworkState:
     """``steps`` BLUR steps (eqs. 5-8) on minibatches drawn with ``key`` from the first ``n``
-    rows of x [N_pad, n_0], y [N_pad] (the rest is padding).
+    rows of x [N_pad, n_0], y [N_pad] (the rest is padding); ``start`` is the number of steps
+    the state has taken (for ``spec.hebbian_decay``).
 
     Returns the trained state (synapses w_fwd[l] [n_l + 1, n_{l+1}, K], ...).
     """
     idx = jax.random.randint(key, (steps, batch_size), 0, n)  # [T, B], with replacement
 
-    def body(s: ChannelFirstState, rows: jax.Array) -> tuple[ChannelFirstState, None]:
-        s, _ = cf_step(genome, spec, s, Batch(x=x[rows], y=y[rows]))
+    def body(
+        s: ChannelFirstState, xs: tuple[jax.Array, jax.Array]
+    ) -> tuple[ChannelFirstState, None]:
+        t, rows = xs
+        s, _ = cf_step(genome, spec, s, Batch(x=x[rows], y=y[rows]), t)
         return s, None
 
     # the scan runs on the rules' channel-first layout, as blur.unroll's does (one conversion)
-    final, _ = jax.lax.scan(body, to_channel_first(spec, state), idx)
+    t = start + jnp.arange(steps, dtype=jnp.int32)
+    final, _ = jax.lax.scan(body, to_channel_first(spec, state), (t, idx))
     return from_channel_first(spec, final, state)
 
 
@@ -233,7 +238,8 @@ class BlurClassifier(ClassifierMixin, BaseEstimator):
         y = np.zeros(x.shape[0], np.int32)
         y[:n] = y_idx
         state = _train(self.genome_, self._spec(), self.state_, jnp.asarray(x), jnp.asarray(y),
-                       jnp.int32(n), key, steps=int(self.steps), batch_size=int(self.batch_size))
+                       jnp.int32(n), key, jnp.int32(self.n_steps_), steps=int(self.steps),
+                       batch_size=int(self.batch_size))
         self.state_ = jax.tree.map(np.asarray, state)
         self.n_steps_ += int(self.steps)
 

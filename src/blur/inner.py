@@ -77,9 +77,11 @@ def _synapse_metrics(state: ChannelFirstState) -> tuple[jax.Array, jax.Array]:
 
 
 def cf_step(
-    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, batch: Batch
+    genome: Genome, spec: NetworkSpec, state: ChannelFirstState, batch: Batch,
+    t: jax.Array | int = 0,
 ) -> tuple[ChannelFirstState, StepMetrics]:
-    """:func:`step` on the channel-first layout (what :func:`unroll` scans)."""
+    """:func:`step` on the channel-first layout (what :func:`unroll` scans); ``t`` is the
+    inner step count that ``spec.hebbian_decay`` decays with."""
     neurons = cf_forward(genome, spec, state, batch.x)
     if spec.unsupervised_update:  # static: the default path is unchanged
         state = cf_unsupervised(genome, spec, state, neurons)
@@ -87,6 +89,8 @@ def cf_step(
     neurons = cf_feedback(spec, neurons, batch.y)
     neurons = cf_backward(genome, spec, state, neurons)
     new_state = cf_hebbian(genome, spec, state, neurons)
+    if spec.hebbian_decay:  # static: the default path is unchanged
+        new_state = decay_synapse_change(spec, state, new_state, t)
     finite, synapse_norm = _synapse_metrics(new_state)
     metrics = StepMetrics(
         loss=cross_entropy(logits, batch.y),
@@ -96,6 +100,30 @@ def cf_step(
         query_accuracy=jnp.array(jnp.nan, jnp.float32),
     )
     return new_state, metrics
+
+
+def decay_synapse_change(
+    spec: NetworkSpec, old: ChannelFirstState, new: ChannelFirstState, t: jax.Array | int
+) -> ChannelFirstState:
+    """``spec.hebbian_decay``'s step size on one step's synapse change.
+
+    Every synapse (forward, bias row, backward) becomes w + r_t (w' - w), r_t = 1 / (1 + d t),
+    from its value w before the step and w' after eqs. (7)-(8) and the stabilisers; the
+    neurons are ``new``'s. With d = 0 or t = 0 it returns ``new``'s synapses.
+
+    Args:
+      spec: the network (``hebbian_decay`` is d).
+      old, new: the state before and after the step (channel-first).
+      t: the step count, 0 for a fresh network's first step (a scalar).
+    """
+    r = 1.0 / (1.0 + spec.hebbian_decay * jnp.asarray(t, jnp.float32))
+
+    def damp(a: tuple[jax.Array, ...], b: tuple[jax.Array, ...]) -> tuple[jax.Array, ...]:
+        return tuple(x + r * (y - x) for x, y in zip(a, b, strict=True))
+
+    return new.replace(  # type: ignore[attr-defined]
+        w=damp(old.w, new.w), b=damp(old.b, new.b), wb=damp(old.wb, new.wb)
+    )
 
 
 def cf_unsupervised(
@@ -110,7 +138,8 @@ def cf_unsupervised(
 
 
 def step(
-    genome: Genome, spec: NetworkSpec, state: NetworkState, batch: Batch
+    genome: Genome, spec: NetworkSpec, state: NetworkState, batch: Batch,
+    t: jax.Array | int = 0,
 ) -> tuple[NetworkState, StepMetrics]:
     """One inner training step: forward, feedback, backward, Hebbian (paper §3.2-3.3); with
     ``spec.unsupervised_update`` also a label-free Hebbian update right after the forward pass
@@ -121,12 +150,14 @@ def step(
       spec: the network (static).
       state: neurons and synapses.
       batch: x [B, n_0], y [B] int.
+      t: the inner step count (0 for a fresh network), read only with
+        ``spec.hebbian_decay`` (:func:`decay_synapse_change`).
 
     Returns:
       (new state, metrics of the pre-update prediction on this batch).
     """
     spec.check_genome(genome)
-    new, metrics = cf_step(genome, spec, to_channel_first(spec, state), batch)
+    new, metrics = cf_step(genome, spec, to_channel_first(spec, state), batch, t)
     return from_channel_first(spec, new, state), metrics
 
 
@@ -158,6 +189,7 @@ def unroll(
     *,
     remat: bool = False,
     query: Batch | None = None,
+    start_step: jax.Array | int = 0,
 ) -> tuple[NetworkState, StepMetrics]:
     """T inner steps with ``lax.scan``, one per support batch.
 
@@ -168,14 +200,19 @@ def unroll(
       query: optional held-out batches x [Q, Bq, n_0], y [Q, Bq]; the forward-only accuracy
         on them after every step goes into ``metrics.query_accuracy`` (an accuracy-vs-step
         curve, as the evaluation reports it).
+      start_step: the step count of the first batch (steps already taken by ``state``), for
+        ``spec.hebbian_decay``; a later segment of one training run passes its offset.
 
     Returns:
       (final state, per-step metrics with a leading [T] axis).
     """
     spec.check_genome(genome)
 
-    def body(s: ChannelFirstState, batch: Batch) -> tuple[ChannelFirstState, StepMetrics]:
-        s, metrics = cf_step(genome, spec, s, batch)
+    def body(
+        s: ChannelFirstState, xs: tuple[jax.Array, Batch]
+    ) -> tuple[ChannelFirstState, StepMetrics]:
+        t, batch = xs
+        s, metrics = cf_step(genome, spec, s, batch, t)
         if query is not None:
             logits = jax.vmap(lambda xb: cf_predict(genome, spec, s, xb))(query.x)
             acc = accuracy(logits.reshape(-1, logits.shape[-1]), query.y.reshape(-1))
@@ -184,7 +221,8 @@ def unroll(
 
     if remat:
         body = jax.checkpoint(body)
-    final, metrics = jax.lax.scan(body, to_channel_first(spec, state), batches)
+    steps = start_step + jnp.arange(batches.y.shape[0], dtype=jnp.int32)
+    final, metrics = jax.lax.scan(body, to_channel_first(spec, state), (steps, batches))
     return from_channel_first(spec, final, state), metrics
 
 

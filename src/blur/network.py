@@ -18,6 +18,7 @@ converts once before its ``lax.scan`` and once after, so a training step pays no
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Literal, Protocol, get_args, get_type_hints
 
 import jax
@@ -78,6 +79,12 @@ class NetworkSpec:
         becomes confident. Tried on mnist10 against the fall-back past the meta-training
         horizon of a rule with normalised logits, and worse there: near chance by step 50
         (issue 10, ``results/mnist10-preset/README.md``).
+      hebbian_decay: d >= 0, a step size on the synapse change that decays with the inner
+        step count t (0 for a fresh network's first step): w_{t+1} = w_t + r_t (w'_t - w_t),
+        r_t = 1 / (1 + d t), where w'_t is what eqs. (7)-(8) (and every stabiliser) would
+        make of w_t. Beyond the paper: the Robbins-Monro schedule, against a rule whose
+        accuracy oscillates or collapses past its meta-training horizon. 0 (the default)
+        is the paper's rule, unchanged.
     """
 
     layer_sizes: tuple[int, ...]
@@ -99,6 +106,7 @@ class NetworkSpec:
     synapse_keep_max: float | None = None
     unsupervised_update: bool = False
     norm_output: bool = True
+    hebbian_decay: float = 0.0
 
     def __post_init__(self) -> None:
         sizes = tuple(self.layer_sizes)
@@ -131,6 +139,12 @@ class NetworkSpec:
             )
         if self.synapse_keep_max is not None and not self.synapse_keep_max > 0:
             raise ValueError(f"NetworkSpec.synapse_keep_max={self.synapse_keep_max} must be > 0")
+        if not (isinstance(self.hebbian_decay, int | float) and 0 <= self.hebbian_decay < math.inf):
+            raise ValueError(
+                f"NetworkSpec.hebbian_decay={self.hebbian_decay!r} must be a finite number >= 0 "
+                "(0 turns the step-size decay off)"
+            )
+        object.__setattr__(self, "hebbian_decay", float(self.hebbian_decay))
 
     @property
     def num_layers(self) -> int:

@@ -95,6 +95,8 @@ def _report(result: object, config: RunConfig) -> None:
                     f"restarts: {s.get('restarts', 0)}")
     if "output_scale" in s:
         counters += f"; output scale x{s['output_scale']:g} chosen on validation"
+    if "hebbian_decay" in s:
+        counters += f"; Hebbian decay {s['hebbian_decay']:g} chosen on validation"
     print(f"\nselected: run {result.best_run} at {unit} {result.best_step}, validation "
           f"{100 * result.best_score:.1f}%; wall time {result.wall_time:.0f} s; {counters}")
     if result.table:

@@ -39,6 +39,7 @@ from blur.io.atomic import write_text_atomic
 from blur.io.checkpoint import load_checkpoint, load_meta, save_checkpoint
 from blur.io.genome_file import load_genome, load_genome_file, save_genome
 from blur.io.metrics import append_metrics, read_metrics, truncate_metrics
+from blur.network import NetworkConfig
 from blur.outer.base import MetaTrainer
 from blur.outer.evolution import EvolutionTrainer
 from blur.outer.gradient import GradientTrainer, make_optimizer, parse_frozen, unstack
@@ -64,7 +65,8 @@ class RunResult:
       table: the final evaluation table ("" when not evaluated).
       wall_time: seconds, over all sessions of the run.
       summary: the meta-optimiser's counters (``skipped`` and ``dropped`` runs, or
-        ``diverged`` candidates), and ``output_scale`` where the run was calibrated.
+        ``diverged`` candidates), and ``output_scale`` / ``hebbian_decay`` where the run
+        was calibrated.
     """
 
     run_dir: Path
@@ -170,6 +172,17 @@ class Validation:
         return np.mean(np.stack(scores), axis=0)
 
 
+def _calibration_run(config: RunConfig) -> RunConfig:
+    """``config`` with its validation scored as the calibration asks (steps, tasks)."""
+    cal = config.calibration
+    return dataclasses.replace(
+        config,
+        validate_num_steps=max(cal.steps),
+        validate_tasks=cal.num_tasks,
+        objective=dataclasses.replace(config.objective, score_steps=tuple(cal.steps)),
+    )
+
+
 def calibrate_output_scale(
     config: RunConfig, genome: Genome, key: jax.Array
 ) -> tuple[float, np.ndarray]:
@@ -184,15 +197,32 @@ def calibrate_output_scale(
       (the chosen factor, the mean validation accuracy of every factor [S]).
     """
     cal = config.calibration
-    scored = dataclasses.replace(
-        config,
-        validate_num_steps=max(cal.steps),
-        validate_tasks=cal.num_tasks,
-        objective=dataclasses.replace(config.objective, score_steps=tuple(cal.steps)),
-    )
     variants = [scale_output_logits(genome, f) for f in cal.output_scales]
-    scores = Validation(scored, key)(jax.tree_util.tree_map(lambda *x: jnp.stack(x), *variants))
+    stacked = jax.tree_util.tree_map(lambda *x: jnp.stack(x), *variants)
+    scores = Validation(_calibration_run(config), key)(stacked)
     return cal.output_scales[int(np.argmax(scores))], scores
+
+
+def calibrate_hebbian_decay(
+    config: RunConfig, genome: Genome, key: jax.Array
+) -> tuple[float, np.ndarray]:
+    """The step-size decay of ``config.calibration.hebbian_decays`` that validates best.
+
+    ``genome`` trains networks with each decay in turn as ``network.hebbian_decay``
+    (:func:`blur.inner.decay_synapse_change`), scored like :func:`calibrate_output_scale`
+    (the same tasks for every decay). The first listed decay wins a tie.
+
+    Returns:
+      (the chosen decay, the mean validation accuracy of every decay [D]).
+    """
+    cal, scored = config.calibration, _calibration_run(config)
+    scores = np.concatenate([
+        Validation(dataclasses.replace(
+            scored, network=dataclasses.replace(config.network, hebbian_decay=d)), key,
+        )(jax.tree_util.tree_map(lambda x: x[None], genome))
+        for d in cal.hebbian_decays
+    ])
+    return cal.hebbian_decays[int(np.argmax(scores))], scores
 
 
 @dataclass
@@ -394,60 +424,83 @@ def run(
         best = selection.best_genome
     else:  # resumed, and nothing improved since: genome.json is the primary's to read
         best = load_genome(run_dir / runs.GENOME)
-    if end == total and config.calibration.output_scales:
-        best, factor = _calibrate(config, run_dir, best, jax.random.fold_in(key, 5), primary,
-                                  log_record)
-        extra_summary["output_scale"] = factor
+    network = config.network
+    if end == total and config.calibration.enabled:
+        best, network, chosen = _calibrate(config, run_dir, best, jax.random.fold_in(key, 5),
+                                           primary, log_record)
+        extra_summary.update(chosen)
     table = ""
     if evaluate and end == total and primary:
-        table = final_evaluation(config, best, run_dir)
+        table = final_evaluation(config, best, run_dir, network)
     return result(best, table)
 
 
 def _calibrate(
     config: RunConfig, run_dir: Path, selected: Genome, key: jax.Array, primary: bool,
     log_record: Callable[[dict[str, Any]], None],
-) -> tuple[Genome, float]:
-    """Calibrate the selected genome (:func:`calibrate_output_scale`) into ``genome.json``.
+) -> tuple[Genome, NetworkConfig, dict[str, float]]:
+    """Calibrate the selected genome into ``genome.json``: the output scale
+    (:func:`calibrate_output_scale`), then, with that scale, the step-size decay
+    (:func:`calibrate_hebbian_decay`), each where ``config.calibration`` lists values.
 
     The selected genome is kept in ``genome_uncalibrated.json``; a finished run resumed again
-    calibrates that one again (same key, same choice) instead of scaling twice.
+    calibrates that one again (same key, same choice) instead of calibrating twice.
+
+    Returns:
+      (the calibrated genome, the network it trains, {"output_scale": ..,
+      "hebbian_decay": ..} for what was calibrated).
     """
+    cal = config.calibration
     path, kept = run_dir / runs.GENOME, run_dir / runs.UNCALIBRATED
     source = load_genome_file(path) if path.exists() else None
-    if source is not None and "output_scale" in source.metadata:
+    if source is not None and "uncalibrated" in source.metadata:
         source = load_genome_file(kept)
         selected = source.genome
-    factor, scores = calibrate_output_scale(config, selected, key)
-    genome = scale_output_logits(selected, factor)
+    genome, network = selected, config.network
+    chosen: dict[str, float] = {}
+    scores: dict[str, dict[str, float]] = {}
+    tried: list[str] = []
+    if cal.output_scales:
+        factor, by_scale = calibrate_output_scale(config, genome, key)
+        genome = scale_output_logits(genome, factor)
+        chosen["output_scale"] = factor
+        scores["output_scale"] = dict(zip(map(str, cal.output_scales), by_scale.tolist(),
+                                          strict=True))
+        tried.append(f"output scale x{factor:g} of " + ", ".join(
+            f"x{f:g} {100 * v:.1f}%" for f, v in zip(cal.output_scales, by_scale, strict=True)))
+    if cal.hebbian_decays:
+        decay, by_decay = calibrate_hebbian_decay(config, genome, key)
+        network = dataclasses.replace(network, hebbian_decay=decay)
+        chosen["hebbian_decay"] = decay
+        scores["hebbian_decay"] = dict(zip(map(str, cal.hebbian_decays), by_decay.tolist(),
+                                           strict=True))
+        tried.append(f"Hebbian decay {decay:g} of " + ", ".join(
+            f"{d:g} {100 * v:.1f}%" for d, v in zip(cal.hebbian_decays, by_decay, strict=True)))
     if primary:
         meta = dict(source.metadata) if source is not None else {}
-        write = {"network": config.network, "method": config.method}
-        save_genome(selected, kept, **write, **meta)
-        save_genome(genome, path, **write, **meta, output_scale=factor,
-                    output_scale_scores=dict(zip(map(str, config.calibration.output_scales),
-                                                 scores.tolist(), strict=True)),
+        save_genome(selected, kept, network=config.network, method=config.method, **meta)
+        save_genome(genome, path, network=network, method=config.method, **meta, **chosen,
+                    **{f"{k}_scores": v for k, v in scores.items()},
                     uncalibrated=runs.UNCALIBRATED)
-        log_record({"step": config.total_steps, "kind": "calibration",
-                    "output_scales": list(config.calibration.output_scales),
-                    "meta_val_accuracy": scores.tolist(), "output_scale": factor})
-        steps = ", ".join(map(str, config.calibration.steps))
-        tried = ", ".join(f"x{f:g} {100 * v:.1f}%" for f, v in
-                          zip(config.calibration.output_scales, scores, strict=True))
-        log.info("calibration: output scale x%g chosen on validation (accuracy after steps "
-                 "%s: %s)", factor, steps, tried)
-    return genome, factor
+        log_record({"step": config.total_steps, "kind": "calibration", **chosen,
+                    **{f"{k}_scores": v for k, v in scores.items()}})
+        log.info("calibration, chosen on validation (accuracy after steps %s): %s",
+                 ", ".join(map(str, cal.steps)), "; ".join(tried))
+    return genome, network, chosen
 
 
-def final_evaluation(config: RunConfig, genome: Genome, run_dir: Path) -> str:
-    """Evaluate ``genome`` on the run's evaluation families vs tuned baselines.
+def final_evaluation(
+    config: RunConfig, genome: Genome, run_dir: Path, network: NetworkConfig | None = None
+) -> str:
+    """Evaluate ``genome`` (training ``network``, by default the run's) on the run's
+    evaluation families vs tuned baselines.
 
     Writes ``eval.json``, ``eval.md`` (the table) and the plots; returns the table.
     """
     from blur.io.plots import plot_run
 
     report = evaluate_report(
-        [Contender("BLUR", genome, config.network)],
+        [Contender("BLUR", genome, network or config.network)],
         config.tasks.evaluation_families(),
         config.evaluation,
         jax.random.fold_in(jax.random.PRNGKey(config.seed), 777),

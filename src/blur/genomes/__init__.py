@@ -20,8 +20,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from blur._dataclass_json import from_jsonable, to_jsonable
 from blur.genome import GenomeFormatError
 from blur.io.genome_file import GenomeFile, genome_file_from_dict
+from blur.network import NetworkConfig
 
 CARD_SUFFIX = ".card.json"
 REQUIRED_CARD_FIELDS = ("name", "summary", "made_by", "meta_trained_on", "network", "evaluation")
@@ -62,9 +64,16 @@ def load(name: str) -> GenomeFile:
 
 
 def card(name: str) -> dict[str, Any]:
-    """The model card of ``name`` as a dict (see :func:`render_card` for its fields)."""
+    """The model card of ``name`` as a dict (see :func:`render_card` for its fields).
+
+    Its ``network`` is read as a :class:`blur.network.NetworkConfig`, as a genome file's is:
+    a field added after the card was written gets its default (e.g. ``hebbian_decay`` 0).
+    """
     _check_name(name)
-    return json.loads((package_dir() / f"{name}{CARD_SUFFIX}").read_text("utf-8"))
+    data = json.loads((package_dir() / f"{name}{CARD_SUFFIX}").read_text("utf-8"))
+    if "network" in data:
+        data["network"] = to_jsonable(from_jsonable(NetworkConfig, data["network"]))
+    return data
 
 
 def render_card(data: dict[str, Any]) -> str:

@@ -137,7 +137,7 @@ def episode_loss(
     start = 0
     for stop in cfg.score_points():
         segment = jax.tree_util.tree_map(lambda a, i=start, j=stop: a[i:j], episode_support)
-        state, metrics = unroll(genome, spec, state, segment, remat=cfg.remat)
+        state, metrics = unroll(genome, spec, state, segment, remat=cfg.remat, start_step=start)
         logits = query_logits(genome, spec, state, query.x)
         losses.append(query_loss(logits, y, cfg.loss))
         accuracies.append(accuracy(logits, y))
