@@ -322,3 +322,18 @@ def rich_genome(key: jax.Array, num_states: int, num_layers: int | None = None) 
         bwd_norm_shift=0.3 * jax.random.normal(ks[2], (*lead, K)),
         bwd_norm_scale=jax.random.uniform(ks[3], (*lead, K), minval=0.5, maxval=1.5),
     )
+
+
+def rich_setup(
+    spec: blur.NetworkSpec, batch_size: int, steps: tuple[int, ...] = ()
+) -> tuple[blur.Genome, blur.NetworkState, blur.Batch]:
+    """A :func:`rich_genome` for ``spec``, fresh synapses, and a random batch x
+    [*steps, B, n_0], y [*steps, B] (fixed keys)."""
+    genome = rich_genome(jax.random.key(0), spec.num_states)
+    state = blur.init_state(jax.random.key(1), genome, spec, batch_size)
+    kx, ky = jax.random.split(jax.random.key(2))
+    shape = (*steps, batch_size)
+    batch = blur.Batch(x=jax.random.normal(kx, (*shape, spec.num_inputs)),
+                       y=jax.random.randint(ky, shape, 0, spec.num_outputs))
+    return genome, state, batch
+

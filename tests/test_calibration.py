@@ -56,23 +56,35 @@ def test_scale_output_logits_scales_the_output_layer_only():
         scale_output_logits(shared, 0.5)
 
 
-def test_calibrate_output_scale_keeps_the_best_validated_factor(tmp_path):
+# (field, calibration function, the values tried, what the odd value does to the run)
+CALIBRATIONS = {
+    "output_scales": (calibrate_output_scale, (1.0, 0.05, 1.0),
+                      lambda config, g: (config, scale_output_logits(g, 0.05))),
+    "hebbian_decays": (calibrate_hebbian_decay, (0.0, 5.0, 0.0),
+                       lambda config, g: (dataclasses.replace(config, network=dataclasses.replace(
+                           config.network, hebbian_decay=5.0)), g)),
+}
+
+
+@pytest.mark.parametrize("field", sorted(CALIBRATIONS))
+def test_calibration_keeps_the_best_validated_value(tmp_path, field):
+    calibrate, values, odd = CALIBRATIONS[field]
     base = run_config(CALIBRATED, tmp_path / "unused")
     config = dataclasses.replace(
-        base, calibration=dataclasses.replace(base.calibration, output_scales=(1.0, 0.05, 1.0)))
+        base, calibration=dataclasses.replace(base.calibration, **{field: values}))
     genome = initial_genome(config, config.network.num_layers, jax.random.PRNGKey(1))
     key = jax.random.PRNGKey(5)
-    factor, scores = calibrate_output_scale(config, genome, key)
+    chosen, scores = calibrate(config, genome, key)
     assert scores.shape == (3,)
-    assert scores[0] == scores[2]  # one factor, one score: the same tasks for every variant
-    assert scores[0] != scores[1]  # the factor reaches training
-    assert factor == config.calibration.output_scales[int(np.argmax(scores))]
+    assert scores[0] == scores[2]  # one value, one score: the same tasks for every variant
+    assert scores[0] != scores[1]  # the value reaches training
+    assert chosen == values[int(np.argmax(scores))]
     # each score is the validation of that variant alone, after steps 2 and 4
+    run, variant = odd(config, genome)
     scored = dataclasses.replace(
-        config, validate_num_steps=4, validate_tasks=2,
+        run, validate_num_steps=4, validate_tasks=2,
         objective=dataclasses.replace(config.objective, score_steps=(2, 4)))
-    alone = Validation(scored, key)(
-        jax.tree_util.tree_map(lambda x: x[None], scale_output_logits(genome, 0.05)))
+    alone = Validation(scored, key)(jax.tree_util.tree_map(lambda x: x[None], variant))
     np.testing.assert_allclose(scores[1], alone[0], rtol=1e-6)
 
 
@@ -121,25 +133,6 @@ def test_hebbian_decay_settings_name_the_bad_value():
     RunConfig(network=shared, calibration=decays)  # accepted
     with pytest.raises(ValueError, match="calibration needs tasks.validate families"):
         RunConfig(calibration=decays, tasks=dataclasses.replace(RunConfig().tasks, validate=()))
-
-
-def test_calibrate_hebbian_decay_keeps_the_best_validated_decay(tmp_path):
-    base = run_config(CALIBRATED, tmp_path / "unused")
-    config = dataclasses.replace(
-        base, calibration=dataclasses.replace(base.calibration, hebbian_decays=(0.0, 5.0, 0.0)))
-    genome = initial_genome(config, config.network.num_layers, jax.random.PRNGKey(1))
-    key = jax.random.PRNGKey(5)
-    decay, scores = calibrate_hebbian_decay(config, genome, key)
-    assert scores.shape == (3,)
-    assert scores[0] == scores[2]  # the same tasks for every decay
-    assert scores[0] != scores[1]  # the decay reaches training
-    assert decay == config.calibration.hebbian_decays[int(np.argmax(scores))]
-    scored = dataclasses.replace(
-        config, validate_num_steps=4, validate_tasks=2,
-        network=dataclasses.replace(config.network, hebbian_decay=5.0),
-        objective=dataclasses.replace(config.objective, score_steps=(2, 4)))
-    alone = Validation(scored, key)(jax.tree_util.tree_map(lambda x: x[None], genome))
-    np.testing.assert_allclose(scores[1], alone[0], rtol=1e-6)
 
 
 def test_a_decay_calibrated_run_writes_the_network_and_evaluates_with_it(tmp_path, monkeypatch):

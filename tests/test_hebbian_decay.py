@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import rich_genome
+from helpers import rich_setup
 
 import blur
 from blur import inner
@@ -29,12 +29,7 @@ T = 6
 
 
 def _setup(spec: blur.NetworkSpec) -> tuple[blur.Genome, blur.NetworkState, blur.Batch]:
-    genome = rich_genome(jax.random.key(0), K)
-    state = blur.init_state(jax.random.key(1), genome, spec, B)
-    kx, ky = jax.random.split(jax.random.key(2))
-    batches = blur.Batch(x=jax.random.normal(kx, (T, B, SIZES[0])),
-                         y=jax.random.randint(ky, (T, B), 0, SIZES[-1]))
-    return genome, state, batches
+    return rich_setup(spec, B, (T,))
 
 
 def _synapses(state: blur.NetworkState) -> list[np.ndarray]:

@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from helpers import rich_genome
+from helpers import rich_setup
 
 import blur
 from blur import inner
@@ -22,12 +22,7 @@ B = 8
 
 
 def _setup(spec: blur.NetworkSpec) -> tuple[blur.Genome, blur.NetworkState, blur.Batch]:
-    genome = rich_genome(jax.random.key(0), K)
-    state = blur.init_state(jax.random.key(1), genome, spec, B)
-    kx, ky = jax.random.split(jax.random.key(2))
-    batch = blur.Batch(x=jax.random.normal(kx, (B, SIZES[0])),
-                       y=jax.random.randint(ky, (B,), 0, SIZES[-1]))
-    return genome, state, batch
+    return rich_setup(spec, B)
 
 
 def _leaves(tree: object) -> list[np.ndarray]:
