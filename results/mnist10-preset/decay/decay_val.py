@@ -30,7 +30,6 @@ from blur.experiments.evaluation import sample_tasks
 from blur.inner import accuracy, cf_predict, cf_step
 from blur.io.genome_file import load_genome_file
 from blur.network import init_state, to_channel_first
-from blur.tasks.base import Batch
 
 DECAYS = (0.0, 0.005, 0.01, 0.02, 0.05)
 STEPS = (10, 25, 50, 100, 300)
