@@ -109,7 +109,8 @@ def decay_synapse_change(
 
     Every synapse (forward, bias row, backward) becomes w + r_t (w' - w), r_t = 1 / (1 + d t),
     from its value w before the step and w' after eqs. (7)-(8) and the stabilisers; the
-    neurons are ``new``'s. With d = 0 or t = 0 it returns ``new``'s synapses.
+    neurons are ``new``'s. With t = 0 the synapses are ``new``'s (up to the rounding of
+    w + (w' - w)).
 
     Args:
       spec: the network (``hebbian_decay`` is d).

@@ -435,6 +435,13 @@ def run(
     return result(best, table)
 
 
+# how the calibration's log line names each value: (what it is, the prefix of a value)
+_CALIBRATION_LABELS = {
+    "output_scale": ("output scale", "x"),
+    "hebbian_decay": ("Hebbian decay", ""),
+}
+
+
 def _calibrate(
     config: RunConfig, run_dir: Path, selected: Genome, key: jax.Array, primary: bool,
     log_record: Callable[[dict[str, Any]], None],
@@ -457,33 +464,30 @@ def _calibrate(
         source = load_genome_file(kept)
         selected = source.genome
     genome, network = selected, config.network
-    chosen: dict[str, float] = {}
-    scores: dict[str, dict[str, float]] = {}
-    tried: list[str] = []
+    # what was calibrated: name -> (the chosen value, the values tried, their scores [V])
+    done: dict[str, tuple[float, tuple[float, ...], np.ndarray]] = {}
     if cal.output_scales:
         factor, by_scale = calibrate_output_scale(config, genome, key)
         genome = scale_output_logits(genome, factor)
-        chosen["output_scale"] = factor
-        scores["output_scale"] = dict(zip(map(str, cal.output_scales), by_scale.tolist(),
-                                          strict=True))
-        tried.append(f"output scale x{factor:g} of " + ", ".join(
-            f"x{f:g} {100 * v:.1f}%" for f, v in zip(cal.output_scales, by_scale, strict=True)))
+        done["output_scale"] = (factor, cal.output_scales, by_scale)
     if cal.hebbian_decays:
         decay, by_decay = calibrate_hebbian_decay(config, genome, key)
         network = dataclasses.replace(network, hebbian_decay=decay)
-        chosen["hebbian_decay"] = decay
-        scores["hebbian_decay"] = dict(zip(map(str, cal.hebbian_decays), by_decay.tolist(),
-                                           strict=True))
-        tried.append(f"Hebbian decay {decay:g} of " + ", ".join(
-            f"{d:g} {100 * v:.1f}%" for d, v in zip(cal.hebbian_decays, by_decay, strict=True)))
+        done["hebbian_decay"] = (decay, cal.hebbian_decays, by_decay)
+    chosen = {name: value for name, (value, _, _) in done.items()}
     if primary:
+        scores = {f"{name}_scores": dict(zip(map(str, values), by.tolist(), strict=True))
+                  for name, (_, values, by) in done.items()}
         meta = dict(source.metadata) if source is not None else {}
         save_genome(selected, kept, network=config.network, method=config.method, **meta)
         save_genome(genome, path, network=network, method=config.method, **meta, **chosen,
-                    **{f"{k}_scores": v for k, v in scores.items()},
-                    uncalibrated=runs.UNCALIBRATED)
-        log_record({"step": config.total_steps, "kind": "calibration", **chosen,
-                    **{f"{k}_scores": v for k, v in scores.items()}})
+                    **scores, uncalibrated=runs.UNCALIBRATED)
+        log_record({"step": config.total_steps, "kind": "calibration", **chosen, **scores})
+        tried = []
+        for name, (value, values, by) in done.items():
+            label, unit = _CALIBRATION_LABELS[name]
+            tried.append(f"{label} {unit}{value:g} of " + ", ".join(
+                f"{unit}{v:g} {100 * a:.1f}%" for v, a in zip(values, by, strict=True)))
         log.info("calibration, chosen on validation (accuracy after steps %s): %s",
                  ", ".join(map(str, cal.steps)), "; ".join(tried))
     return genome, network, chosen
